@@ -1,0 +1,34 @@
+# The two commands of README.md. Each creates .venv and installs what is missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Quiet TensorFlow's C++ start-up chatter; errors still show.
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export TFRESNET_DATA_DIR ?= $(abspath ../shared/data)
+
+.PHONY: demo test lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# A stamp per install flavour, redone when setup.cfg changes.
+$(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(BIN)/python -m tfresnet.demo
+
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -q --timeout=900 tests
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check tfresnet tests recipes benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info

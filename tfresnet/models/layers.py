@@ -1,0 +1,113 @@
+"""Layers shared by the model families, serialisable so `.keras` files load with safe_mode=True.
+
+- `StochasticDepth`: drop-path on a residual branch (Huang et al. 2016, "Deep Networks with
+  Stochastic Depth").
+- `Preprocess`: the input scaling each family's ImageNet weights were trained with, as a layer, so
+  that a model (and its SavedModel export) can take raw uint8 images. This is the one place the
+  scaling conventions of `keras.applications.*.preprocess_input` live in tfresnet.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+__all__ = ["StochasticDepth", "Preprocess", "PREPROCESSING_MODES"]
+
+# ImageNet channel statistics, as keras.applications.imagenet_utils uses them.
+_IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)  # "caffe" subtracts these in BGR order
+_IMAGENET_MEAN_UNIT = (0.485, 0.456, 0.406)
+_IMAGENET_STD_UNIT = (0.229, 0.224, 0.225)
+
+PREPROCESSING_MODES = ("caffe", "tf", "torch", "unit")
+
+
+@keras.saving.register_keras_serializable(package="tfresnet")
+class StochasticDepth(keras.layers.Layer):
+    """Drops a whole residual branch per example while training, rescaling the survivors.
+
+    Args:
+        rate: probability of dropping the branch, in [0, 1).
+        seed: optional seed of the layer's random stream.
+    """
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= float(rate) < 1.0:
+            raise ValueError(f"StochasticDepth rate must be in [0, 1). Received rate={rate}")
+        self.rate = float(rate)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        if not training or self.rate == 0.0:
+            return inputs
+        # One keep/drop decision per example: the noise broadcasts over H, W and C.
+        noise_shape = (ops.shape(inputs)[0],) + (1,) * (len(inputs.shape) - 1)
+        return keras.random.dropout(
+            inputs, self.rate, noise_shape=noise_shape, seed=self.seed_generator
+        )
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="tfresnet")
+class Preprocess(keras.layers.Layer):
+    """Scales raw pixel values in [0, 255] (uint8 or float) the way a family's weights expect.
+
+    Modes, matching `keras.applications` (`imagenet_utils.preprocess_input`):
+        - ``"caffe"``: RGB to BGR, then subtract the ImageNet mean (ResNet v1, VGG).
+        - ``"tf"``: scale to [-1, 1] (ResNet v2, MobileNet v1/v2).
+        - ``"torch"``: scale to [0, 1], then normalise by the ImageNet mean and std.
+        - ``"unit"``: scale to [0, 1] (small networks trained from scratch, e.g. on MNIST).
+
+    Single-channel inputs use the mean of the three channel statistics, so grayscale models
+    keep the same scaling as their RGB twins.
+
+    Args:
+        mode: one of `PREPROCESSING_MODES`.
+    """
+
+    def __init__(self, mode: str, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in PREPROCESSING_MODES:
+            raise ValueError(
+                f"Unknown preprocessing mode {mode!r}; expected one of {PREPROCESSING_MODES}."
+            )
+        self.mode = mode
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels not in (1, 3):
+            raise ValueError(
+                f"Preprocess({self.mode!r}) needs 1 or 3 channels. Received input_shape={input_shape}"
+            )
+        self._channels = channels
+
+    def _stat(self, values):
+        if self._channels == 1:
+            values = (sum(values) / 3.0,)
+        return ops.convert_to_tensor(values, dtype=self.compute_dtype)
+
+    def call(self, inputs):
+        x = ops.cast(inputs, self.compute_dtype)
+        if self.mode == "tf":
+            return x / 127.5 - 1.0
+        if self.mode == "unit":
+            return x / 255.0
+        if self.mode == "torch":
+            return (x / 255.0 - self._stat(_IMAGENET_MEAN_UNIT)) / self._stat(_IMAGENET_STD_UNIT)
+        # caffe
+        if self._channels == 3:
+            x = ops.flip(x, axis=-1)
+        return x - self._stat(_IMAGENET_MEAN_RGB[::-1])
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
