@@ -4,7 +4,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Quiet TensorFlow's C++ start-up chatter; errors still show.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
-export TFRESNET_DATA_DIR ?= $(abspath ../shared/data)
 
 .PHONY: demo test lint clean
 

@@ -1,0 +1,5 @@
+import sys
+
+from tfresnet.cli import main
+
+sys.exit(main())
