@@ -145,6 +145,8 @@ def create_model(name: str, **kwargs: Any):
         **kwargs: the common arguments every family takes (`input_shape`, `num_classes`,
             `include_top`, `pooling`, `weights`, `classifier_activation`, `l2`, `dropout`, and
             `drop_path` for residual families) plus the family's own (`alpha`, ...).
+            ``preprocessing="auto"`` puts the variant's own input scaling (`ModelSpec.preprocessing`)
+            inside the model, so it takes raw [0, 255] images.
 
     Returns:
         A `keras.Model` named `name` unless `name=` is given in `kwargs`.
@@ -161,10 +163,12 @@ def create_model(name: str, **kwargs: Any):
         )
     kwargs.setdefault("input_shape", spec.default_input_shape)
     kwargs.setdefault("name", name)
+    if kwargs.get("preprocessing") == "auto":
+        kwargs["preprocessing"] = spec.preprocessing
     weights = kwargs.pop("weights", None)
     model = spec.builder(**spec.fixed, **kwargs)
     if weights is not None:
         from tfresnet.models.transfer import load_weights
 
-        load_weights(model, weights, spec=spec)
+        load_weights(model, weights, spec=spec, builder_kwargs=kwargs)
     return model
