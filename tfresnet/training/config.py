@@ -1,0 +1,293 @@
+"""The training config: one typed dataclass a recipe returns and `--set key=value` edits.
+
+Every field is checked before anything trains (`TrainConfig.validate`): unknown keys, wrong
+types and impossible values fail naming the key, the value and the valid choices. The resolved
+config is written to the run directory as `config.json`, so a run directory says everything
+needed to reproduce it (timm's `args.yaml` habit).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from typing import Any, Literal
+
+__all__ = ["TrainConfig", "ConfigError", "apply_overrides"]
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULES = ("constant", "step", "cosine", "onecycle")
+PRECISIONS = (None, "mixed_float16", "mixed_bfloat16")
+STRATEGIES = (None, "mirrored", "multiworker")
+RESIZE_MODES = ("resize", "crop", "pad")
+
+
+class ConfigError(ValueError):
+    """A config key or value that cannot train; raised before any training starts."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything one training run needs. Field comments give units and choices."""
+
+    # --- model -------------------------------------------------------------------------------
+    model: str = "resnet20"              # a name from tfresnet.list_models()
+    model_args: dict = dataclasses.field(default_factory=dict)  # family args, e.g. {"alpha": 0.5}
+    weights: str | None = None           # None, "imagenet" or a .weights.h5 / keras.applications file
+    l2: float = 0.0                      # L2 on every kernel, built into the model
+    dropout: float = 0.0                 # before the classifier
+    drop_path: float = 0.0               # stochastic depth (residual families only)
+    # --- data --------------------------------------------------------------------------------
+    data: str = "mnist-sample"           # a tfresnet.data name, or folder:PATH
+    data_dir: str | None = None          # else $TFRESNET_DATA_DIR, else tensorflow-datasets
+    data_args: dict = dataclasses.field(default_factory=dict)  # e.g. {"label": "species"}
+    image_size: int | None = None        # square side; None keeps the dataset's own size
+    resize_mode: Literal["resize", "crop", "pad"] = "resize"
+    augment: str = "none"                # an augmentation preset name
+    validation_split: float = 0.1
+    cache: bool = True                   # cache decoded images in memory
+    # --- optimisation ------------------------------------------------------------------------
+    optimizer: Literal["sgd", "adam", "adamw", "rmsprop"] = "adam"
+    lr: float = 1e-3                     # peak learning rate
+    momentum: float = 0.9                # sgd / rmsprop
+    weight_decay: float = 0.0            # decoupled decay (adamw, sgd); l2 is the coupled one
+    schedule: Literal["constant", "step", "cosine", "onecycle"] = "constant"
+    warmup_epochs: float = 0.0           # linear warm-up from 0 before the schedule
+    step_epochs: list = dataclasses.field(default_factory=list)  # "step": epochs where lr *= step_gamma
+    step_gamma: float = 0.1
+    label_smoothing: float = 0.0
+    epochs: int = 10
+    batch_size: int = 128
+    seed: int = 0
+    # --- callbacks ---------------------------------------------------------------------------
+    monitor: str = "val_accuracy"        # metric for checkpoints, early stopping, plateaus
+    early_stopping: int | None = None    # patience in epochs; best weights restored
+    reduce_lr_on_plateau: int | None = None  # patience in epochs; lr *= 0.2
+    tensorboard: bool = True
+    # --- transfer learning: head first, then the top of the backbone ------------------------
+    freeze_backbone: bool = False        # phase 1 trains only the new head
+    fine_tune_epochs: int = 0            # phase 2 length; 0 skips fine-tuning
+    fine_tune_lr: float = 1e-5           # phase 2 peak lr, far below phase 1's
+    fine_tune_from: str | None = None    # first layer (by name) to unfreeze in phase 2
+    # --- performance (GPU users) -------------------------------------------------------------
+    mixed_precision: Literal[None, "mixed_float16", "mixed_bfloat16"] = None
+    jit_compile: bool | str = "auto"     # "auto": XLA where Keras judges it safe
+    steps_per_execution: int = 1
+    strategy: Literal[None, "mirrored", "multiworker"] = None
+    # --- run ---------------------------------------------------------------------------------
+    export: bool = True                  # write the SavedModel at the end
+    smoke: bool = False                  # shrink to seconds, for tests
+    steps_per_epoch: int | None = None   # cap batches per epoch (smoke runs)
+    verbose: int = 2                     # keras fit verbosity
+
+    def validate(self) -> TrainConfig:
+        """Checks every value; returns self.
+
+        Raises:
+            ConfigError: naming the key, the value and what is allowed.
+        """
+        for field in dataclasses.fields(self):
+            _check_type(field.name, getattr(self, field.name), _hints()[field.name])
+        positive = ("epochs", "batch_size", "steps_per_execution")
+        for key in positive:
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1. Received {key}={getattr(self, key)!r}")
+        for key in ("lr", "fine_tune_lr"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"{key} must be > 0. Received {key}={getattr(self, key)!r}")
+        for key in ("l2", "weight_decay", "warmup_epochs", "fine_tune_epochs", "label_smoothing"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be >= 0. Received {key}={getattr(self, key)!r}")
+        for key in ("dropout", "drop_path", "validation_split", "label_smoothing"):
+            if not 0 <= getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be in [0, 1). Received {key}={getattr(self, key)!r}")
+        for key in ("steps_per_epoch", "early_stopping", "reduce_lr_on_plateau", "image_size"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"{key} must be None or >= 1. Received {key}={value!r}")
+        if self.warmup_epochs >= self.epochs:
+            raise ConfigError(
+                f"warmup_epochs must be shorter than epochs={self.epochs}. "
+                f"Received warmup_epochs={self.warmup_epochs!r}"
+            )
+        if self.schedule == "step" and not self.step_epochs:
+            raise ConfigError("schedule='step' needs step_epochs, e.g. --set step_epochs=30,60")
+        if isinstance(self.jit_compile, str) and self.jit_compile != "auto":
+            raise ConfigError(
+                f"jit_compile must be true, false or 'auto'. Received jit_compile={self.jit_compile!r}"
+            )
+        if self.fine_tune_epochs and not self.freeze_backbone and self.fine_tune_from is None:
+            raise ConfigError(
+                "fine_tune_epochs > 0 needs freeze_backbone=true or fine_tune_from=LAYER: "
+                "there is nothing frozen to fine-tune."
+            )
+        self._check_names()
+        return self
+
+    def _check_names(self) -> None:
+        from tfresnet.models.registry import get_model_spec
+
+        try:
+            spec = get_model_spec(self.model)
+        except ValueError as err:
+            raise ConfigError(f"model: {err}") from None
+        if self.drop_path and "plain" in spec.family:
+            raise ConfigError(f"drop_path needs residual branches; {self.model!r} has none.")
+        from tfresnet import data as data_lib
+
+        try:
+            data_lib.check_name(self.data)
+        except ValueError as err:
+            raise ConfigError(f"data: {err}") from None
+        try:
+            data_lib.check_augment(self.augment)
+        except ValueError as err:
+            raise ConfigError(f"augment: {err}") from None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        """Builds a config from a dict (e.g. a run's `config.json`), rejecting unknown keys."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in values:
+            if key not in known:
+                raise ConfigError(_unknown_key_message(key, known))
+        return cls(**values)
+
+
+def _hints() -> dict:
+    return typing.get_type_hints(TrainConfig)
+
+
+def _allowed(hint) -> tuple[list, list]:
+    """Splits a type hint into (python types, literal values)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        kinds, literals = [], []
+        for arg in typing.get_args(hint):
+            k, lit = _allowed(arg)
+            kinds += k
+            literals += lit
+        return kinds, literals
+    if origin is Literal:
+        return [], list(typing.get_args(hint))
+    if hint is type(None):
+        return [type(None)], []
+    return [origin or hint], []
+
+
+def _check_type(key: str, value: Any, hint) -> None:
+    kinds, literals = _allowed(hint)
+    if literals and value in literals and type(value) is type(literals[literals.index(value)]):
+        return
+    ok = any(
+        isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
+        for kind in kinds
+    )
+    if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok:
+        expected = " or ".join(
+            [getattr(k, "__name__", str(k)) for k in kinds] + [repr(v) for v in literals]
+        )
+        raise ConfigError(f"{key} must be {expected}. Received {key}={value!r}")
+
+
+def _unknown_key_message(key: str, known) -> str:
+    close = difflib.get_close_matches(key, sorted(known), n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return f"Unknown config key {key!r}.{hint} Valid keys: {', '.join(sorted(known))}."
+
+
+def _parse_scalar(text: str, kinds: list, literals: list, key: str) -> Any:
+    lowered = text.strip().lower()
+    if lowered in ("none", "null", "") and (type(None) in kinds or None in literals):
+        return None
+    for literal in literals:
+        if literal is not None and text == str(literal):
+            return literal
+    if bool in kinds and lowered in ("true", "false", "1", "0", "yes", "no"):
+        return lowered in ("true", "1", "yes")
+    if int in kinds:
+        try:
+            return int(text)
+        except ValueError:
+            pass
+    if float in kinds:
+        try:
+            return float(text)
+        except ValueError:
+            pass
+    if str in kinds:
+        return text
+    expected = " or ".join([getattr(k, "__name__", str(k)) for k in kinds] + [repr(v) for v in literals])
+    raise ConfigError(f"{key} must be {expected}. Received {key}={text!r}")
+
+
+def _parse_value(key: str, text: str, hint) -> Any:
+    kinds, literals = _allowed(hint)
+    if list in kinds:
+        return [] if not text.strip() else [json.loads(t) if t.strip()[:1].isdigit() else t.strip()
+                                            for t in text.split(",")]
+    if dict in kinds:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = None
+        if not isinstance(value, dict):
+            raise ConfigError(
+                f"{key} must be a JSON object, or set one entry with {key}.NAME=VALUE. "
+                f"Received {key}={text!r}"
+            )
+        return value
+    return _parse_scalar(text, kinds, literals, key)
+
+
+def _parse_loose(text: str) -> Any:
+    """A value inside a dict field (model_args.alpha=0.5): JSON if it parses, else the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        lowered = text.lower()
+        if lowered in ("true", "false"):
+            return lowered == "true"
+        if lowered in ("none", "null"):
+            return None
+        return text
+
+
+def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
+    """Applies ``key=value`` strings (from ``--set``) to a config, typed by the field.
+
+    Dict fields take ``key.name=value`` entries (``model_args.alpha=0.5``); lists take
+    comma-separated values (``step_epochs=30,60``).
+
+    Raises:
+        ConfigError: for a malformed override, an unknown key or a value of the wrong type.
+    """
+    hints = _hints()
+    changes = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set takes key=value. Received {item!r}")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        base, _, sub = key.partition(".")
+        if base not in hints:
+            raise ConfigError(_unknown_key_message(base, hints))
+        if sub:
+            if dict not in _allowed(hints[base])[0]:
+                raise ConfigError(f"{base} is not a dict; {key}= is not valid. Received {item!r}")
+            current = dict(changes.get(base, getattr(config, base)))
+            current[sub] = _parse_loose(text)
+            changes[base] = current
+        else:
+            changes[base] = _parse_value(base, text, hints[base])
+    return dataclasses.replace(config, **changes)

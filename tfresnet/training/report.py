@@ -1,0 +1,133 @@
+"""What a run leaves behind besides the model: history, metrics and plots.
+
+Plots use matplotlib's Agg backend, so they are written on machines with no display.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["deduplicate_history", "evaluate", "write_metrics", "plot_run"]
+
+
+def deduplicate_history(path: str) -> pd.DataFrame:
+    """Keeps one row per epoch (the last written), so a resumed run's history reads cleanly."""
+    if not os.path.exists(path):
+        return pd.DataFrame()
+    history = pd.read_csv(path)
+    if "epoch" in history:
+        history = history.drop_duplicates("epoch", keep="last").sort_values("epoch")
+    history.to_csv(path, index=False)
+    return history
+
+
+def evaluate(model, dataset, num_classes: int, *, keep_misclassified: int = 25) -> dict:
+    """Accuracy, per-class accuracy, confusion matrix and a few misclassified images.
+
+    Args:
+        model: a trained model taking the dataset's images.
+        dataset: batches of ``(images, labels)``; labels as ids or one-hot.
+        num_classes: number of classes.
+        keep_misclassified: how many wrong predictions to keep for the plot.
+
+    Returns:
+        A dict with ``loss`` left to the caller, ``accuracy``, ``per_class_accuracy``,
+        ``confusion_matrix`` (rows: true class) and ``misclassified`` (images, true, predicted).
+    """
+    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+    wrong_images, wrong_true, wrong_pred = [], [], []
+    for images, labels in dataset:
+        probs = np.asarray(model(images, training=False))
+        labels = np.asarray(labels)
+        if labels.ndim == 2:
+            labels = labels.argmax(axis=1)
+        preds = probs.argmax(axis=1)
+        np.add.at(confusion, (labels, preds), 1)
+        if len(wrong_images) < keep_misclassified:
+            miss = np.flatnonzero(preds != labels)[: keep_misclassified - len(wrong_images)]
+            wrong_images.extend(np.asarray(images)[miss])
+            wrong_true.extend(labels[miss])
+            wrong_pred.extend(preds[miss])
+    totals = confusion.sum(axis=1)
+    per_class = np.divide(np.diag(confusion), totals, out=np.full(num_classes, np.nan),
+                          where=totals > 0)
+    return {
+        "accuracy": float(np.trace(confusion) / max(confusion.sum(), 1)),
+        "examples": int(confusion.sum()),
+        "per_class_accuracy": [None if np.isnan(a) else float(a) for a in per_class],
+        "confusion_matrix": confusion.tolist(),
+        "misclassified": (np.asarray(wrong_images), np.asarray(wrong_true), np.asarray(wrong_pred)),
+    }
+
+
+def write_metrics(path: str, metrics: dict) -> None:
+    public = {k: v for k, v in metrics.items() if k != "misclassified"}
+    with open(path, "w") as f:
+        json.dump(public, f, indent=2)
+
+
+def plot_run(run_dir: str, history: pd.DataFrame, metrics: dict, class_names: list[str]) -> list[str]:
+    """Writes learning curves, the confusion matrix and a grid of misclassified test images."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    if not history.empty:
+        keys = [k for k in ("loss", "accuracy") if k in history]
+        fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)
+        for ax, key in zip(axes[0], keys):
+            ax.plot(history["epoch"] + 1, history[key], marker="o", label="train")
+            if f"val_{key}" in history:
+                ax.plot(history["epoch"] + 1, history[f"val_{key}"], marker="o", label="validation")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(key)
+            ax.grid(alpha=0.3)
+            ax.legend()
+        fig.tight_layout()
+        written.append(_save(fig, os.path.join(run_dir, "learning_curves.png")))
+
+    confusion = np.asarray(metrics["confusion_matrix"])
+    size = min(0.35 * len(class_names) + 3, 16)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(confusion, cmap="Blues")
+    ticks = np.arange(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=90, fontsize=7)
+    ax.set_yticks(ticks, class_names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if len(class_names) <= 12:
+        for (i, j), n in np.ndenumerate(confusion):
+            ax.text(j, i, str(n), ha="center", va="center", fontsize=7,
+                    color="white" if n > confusion.max() / 2 else "black")
+    ax.set_title(f"test accuracy {metrics['accuracy']:.4f}")
+    fig.tight_layout()
+    written.append(_save(fig, os.path.join(run_dir, "confusion_matrix.png")))
+
+    images, true, pred = metrics["misclassified"]
+    if len(images):
+        cols = min(5, len(images))
+        rows = int(np.ceil(len(images) / cols))
+        fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.2 * rows), squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, image, t, p in zip(axes.flat, images, true, pred):
+            image = np.clip(image, 0, 255).astype("uint8")
+            ax.imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None)
+            ax.set_title(f"{class_names[t]}\n-> {class_names[p]}", fontsize=7)
+        fig.tight_layout()
+        written.append(_save(fig, os.path.join(run_dir, "misclassified.png")))
+    return written
+
+
+def _save(fig, path: str) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,299 @@
+"""The one trainer every recipe runs: `model.fit` with the run directory around it.
+
+A run directory holds the resolved `config.json`, `history.csv`, `metrics.json`, plots,
+TensorBoard logs, `checkpoints/best.weights.h5`, the final `model.keras` (which takes raw 0-255
+pixels: its input scaling is a layer inside it) and `class_names.json`. A run killed at any point,
+kill -9 included, continues from its last epoch backup with `train(..., resume=True)`.
+
+Training is in phases, each one `fit` call: ``train`` (the whole model, or only the new head when
+`freeze_backbone` is set) and, for transfer learning, ``finetune`` (the top of the backbone at a
+lower rate, after recompiling). A finished phase leaves its weights in `phases/`, so a resumed run
+skips it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import time
+
+import keras
+import pandas as pd
+
+from tfresnet.models.registry import create_model
+from tfresnet.training import finetune, report
+from tfresnet.training.callbacks import make_callbacks
+from tfresnet.training.config import ConfigError, TrainConfig
+from tfresnet.training.schedules import make_schedule
+
+__all__ = ["RunResult", "train", "build_model", "load_data", "smoke_config", "prepare_run_dir"]
+
+# An optimizer per name; `lr` is a float or a schedule.
+OPTIMIZERS = {
+    "sgd": lambda c, lr: keras.optimizers.SGD(lr, momentum=c.momentum, nesterov=True,
+                                              weight_decay=c.weight_decay or None),
+    "adam": lambda c, lr: keras.optimizers.Adam(lr, weight_decay=c.weight_decay or None),
+    "adamw": lambda c, lr: keras.optimizers.AdamW(lr, weight_decay=c.weight_decay),
+    "rmsprop": lambda c, lr: keras.optimizers.RMSprop(lr, momentum=c.momentum,
+                                                      weight_decay=c.weight_decay or None),
+}
+
+_SMOKE_BATCHES = 3  # batches per split and epoch in a smoke run
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What `train` returns: where the outputs are and the test figures."""
+
+    run_dir: str
+    metrics: dict
+    history: pd.DataFrame
+    model: keras.Model
+    class_names: list
+
+
+def smoke_config(config: TrainConfig) -> TrainConfig:
+    """Shrinks a config to seconds: one short epoch per phase, small batches and images."""
+    if not config.smoke:
+        return config
+    return dataclasses.replace(
+        config,
+        epochs=1,
+        fine_tune_epochs=min(config.fine_tune_epochs, 1),
+        batch_size=min(config.batch_size, 16),
+        steps_per_epoch=min(config.steps_per_epoch or _SMOKE_BATCHES, _SMOKE_BATCHES),
+        image_size=None if config.image_size is None else min(config.image_size, 64),
+        warmup_epochs=0.0,
+        step_epochs=[],
+        schedule="constant" if config.schedule == "step" else config.schedule,
+        tensorboard=False,
+        verbose=0,
+    )
+
+
+def prepare_run_dir(run_dir: str | None, recipe: str, *, resume: bool) -> str:
+    """Creates the run directory; refuses to overwrite a finished or started run."""
+    if run_dir is None:
+        run_dir = os.path.join("runs", f"{recipe}-{time.strftime('%Y%m%d-%H%M%S')}")
+    started = os.path.exists(os.path.join(run_dir, "config.json"))
+    if resume and not started:
+        raise FileNotFoundError(f"Nothing to resume in {run_dir}: it has no config.json.")
+    if started and not resume:
+        raise FileExistsError(
+            f"{run_dir} already holds a run. Resume it with --resume {run_dir}, or choose "
+            f"another --run-dir."
+        )
+    os.makedirs(run_dir, exist_ok=True)
+    return run_dir
+
+
+def load_data(config: TrainConfig):
+    """The dataset bundle a config asks for (train/validation/test batches and class names)."""
+    from tfresnet import data as data_lib
+
+    return data_lib.load(
+        config.data,
+        data_dir=config.data_dir,
+        image_size=config.image_size,
+        resize_mode=config.resize_mode,
+        batch_size=config.batch_size,
+        validation_split=config.validation_split,
+        seed=config.seed,
+        augment=config.augment,
+        cache=config.cache,
+        **config.data_args,
+    )
+
+
+def build_model(config: TrainConfig, input_shape, num_classes: int) -> keras.Model:
+    """Builds the registry model with the config's regularisation and input scaling inside it."""
+    kwargs = dict(
+        input_shape=tuple(input_shape), num_classes=num_classes, l2=config.l2,
+        dropout=config.dropout, preprocessing="auto", **config.model_args,
+    )
+    if config.drop_path:
+        kwargs["drop_path"] = config.drop_path
+    if config.weights is not None:
+        kwargs["weights"] = config.weights
+    model = create_model(config.model, **kwargs)
+    if keras.mixed_precision.global_policy().compute_dtype != "float32":
+        # Softmax outputs and the loss stay float32 under mixed precision.
+        outputs = keras.layers.Activation("linear", dtype="float32", name="float32_output")(model.output)
+        model = keras.Model(model.input, outputs, name=model.name)
+    return model
+
+
+def _one_hot(dataset, num_classes: int):
+    import tensorflow as tf
+
+    def encode(images, labels):
+        if labels.shape.rank == 1:
+            labels = tf.one_hot(labels, num_classes)
+        return images, labels
+
+    return dataset.map(encode, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _limit(dataset, batches: int | None):
+    return dataset if dataset is None or batches is None else dataset.take(batches)
+
+
+def _steps(dataset) -> int:
+    n = int(dataset.cardinality())
+    if n < 0:
+        raise ValueError(f"The training dataset has unknown length ({n}); cannot plan the schedule.")
+    return n
+
+
+def _strategy(config: TrainConfig):
+    if config.strategy is None:
+        return contextlib.nullcontext()
+    if keras.backend.backend() != "tensorflow":
+        raise ConfigError(
+            f"strategy={config.strategy!r} is a tf.distribute strategy and needs "
+            f"KERAS_BACKEND=tensorflow; the backend is {keras.backend.backend()!r}."
+        )
+    import tensorflow as tf
+
+    if config.strategy == "mirrored":
+        return tf.distribute.MirroredStrategy().scope()
+    return tf.distribute.MultiWorkerMirroredStrategy().scope()  # reads TF_CONFIG
+
+
+def _compile(model, config: TrainConfig, steps_per_epoch: int, *, epochs: int, peak: float) -> None:
+    if config.reduce_lr_on_plateau:
+        lr = peak  # ReduceLROnPlateau needs a plain float to lower
+    else:
+        lr = make_schedule(config, steps_per_epoch, epochs=epochs, peak=peak)
+    model.compile(
+        optimizer=OPTIMIZERS[config.optimizer](config, lr),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        jit_compile=config.jit_compile,
+        steps_per_execution=config.steps_per_execution,
+    )
+
+
+def _phases(config: TrainConfig) -> list[dict]:
+    phases = [{"name": "train", "epochs": config.epochs, "lr": config.lr}]
+    if config.fine_tune_epochs:
+        phases.append({"name": "finetune", "epochs": config.fine_tune_epochs,
+                       "lr": config.fine_tune_lr})
+    return phases
+
+
+def train(
+    config: TrainConfig,
+    run_dir: str | None = None,
+    *,
+    resume: bool = False,
+    recipe: str = "run",
+) -> RunResult:
+    """Trains, evaluates and saves one run.
+
+    Args:
+        config: the run's config; validated before anything is loaded or built.
+        run_dir: output directory; default ``runs/<recipe>-<timestamp>``.
+        resume: continue the run in `run_dir` from its last backup.
+        recipe: the recipe's name, for the default run directory.
+
+    Returns:
+        A `RunResult`.
+
+    Raises:
+        ConfigError: for a bad config, before training.
+        NaNLossError: when the loss becomes NaN; the last epoch backup is kept for --resume.
+    """
+    config = smoke_config(config).validate()
+    run_dir = prepare_run_dir(run_dir, recipe, resume=resume)
+    with open(os.path.join(run_dir, "config.json"), "w") as f:
+        f.write(config.to_json())
+
+    keras.utils.set_random_seed(config.seed)
+    previous_policy = keras.mixed_precision.global_policy()
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy(config.mixed_precision)
+    try:
+        return _train(config, run_dir)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _train(config: TrainConfig, run_dir: str) -> RunResult:
+    data = load_data(config)
+    limit = config.steps_per_epoch
+    eval_limit = _SMOKE_BATCHES if config.smoke else None
+    train_ds = _limit(_one_hot(data.train, data.num_classes), limit)
+    val_ds = data.validation
+    if val_ds is not None:
+        val_ds = _limit(_one_hot(val_ds, data.num_classes), eval_limit)
+    steps_per_epoch = _steps(train_ds)
+
+    with _strategy(config):
+        model = build_model(config, data.input_shape, data.num_classes)
+    head = None
+    if config.freeze_backbone:
+        build_kwargs = {**config.model_args, "input_shape": tuple(data.input_shape)}
+        head = finetune.head_layer_names(model, config.model, **build_kwargs)
+
+    phase_dir = os.path.join(run_dir, "phases")
+    os.makedirs(phase_dir, exist_ok=True)
+    history_path = os.path.join(run_dir, "history.csv")
+    start = time.perf_counter()
+    seen = 0
+    first_epoch = 0
+    for index, phase in enumerate(_phases(config)):
+        if index == 0 and head is not None:
+            finetune.freeze_backbone(model, head)
+        if phase["name"] == "finetune":
+            finetune.unfreeze_from(model, config.fine_tune_from)
+        done = os.path.join(phase_dir, f"{phase['name']}.weights.h5")
+        if os.path.exists(done):  # finished before a restart
+            model.load_weights(done)
+        else:
+            _compile(model, config, steps_per_epoch, epochs=phase["epochs"], peak=phase["lr"])
+            fit = model.fit(
+                train_ds,
+                validation_data=val_ds,
+                initial_epoch=first_epoch,
+                epochs=first_epoch + phase["epochs"],
+                callbacks=make_callbacks(config, run_dir, phase=phase["name"],
+                                         has_validation=val_ds is not None),
+                verbose=config.verbose,
+            )
+            seen += len(fit.epoch) * steps_per_epoch * config.batch_size
+            model.save_weights(done)
+        history = report.deduplicate_history(history_path)
+        first_epoch = int(history["epoch"].max()) + 1 if not history.empty else first_epoch
+    train_seconds = time.perf_counter() - start
+
+    best = os.path.join(run_dir, "checkpoints", "best.weights.h5")
+    if os.path.exists(best) and not config.early_stopping:
+        # EarlyStopping already restored its best; otherwise the checkpoint holds the best epoch.
+        model.load_weights(best)
+
+    test_ds = data.test if data.test is not None else data.validation
+    test_split = "test" if data.test is not None else "validation"
+    metrics = {"split": test_split, "model": config.model, "data": config.data}
+    if test_ds is not None:
+        test_ds = _limit(_one_hot(test_ds, data.num_classes), eval_limit)
+        _compile(model, config, steps_per_epoch, epochs=1, peak=config.lr)
+        loss, _ = model.evaluate(test_ds, verbose=0)
+        metrics["loss"] = float(loss)
+        metrics.update(report.evaluate(model, test_ds, data.num_classes))
+    metrics["train_seconds"] = round(train_seconds, 2)
+    metrics["examples_per_second"] = round(seen / train_seconds, 1) if seen else None
+    metrics["epochs_run"] = int(history["epoch"].max()) + 1 if not history.empty else 0
+    metrics["class_names"] = list(data.class_names)
+
+    model.save(os.path.join(run_dir, "model.keras"))
+    with open(os.path.join(run_dir, "class_names.json"), "w") as f:
+        json.dump(list(data.class_names), f)
+    if "accuracy" in metrics:
+        report.plot_run(run_dir, history, metrics, list(data.class_names))
+    report.write_metrics(os.path.join(run_dir, "metrics.json"), metrics)
+    return RunResult(run_dir=run_dir, metrics={k: v for k, v in metrics.items()
+                                               if k != "misclassified"},
+                     history=history, model=model, class_names=list(data.class_names))
