@@ -25,7 +25,7 @@ def count_kernels(model) -> int:
     return sum(
         1
         for layer in model._flatten_layers(include_self=False, recursive=True)
-        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))  # DepthwiseConv2D included
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense))
     )
 
 

@@ -7,7 +7,7 @@ import os
 
 import keras
 
-__all__ = ["NaNLossError", "StopOnNaN", "make_callbacks"]
+__all__ = ["NaNLossError", "StopOnNaN", "AtomicBackupAndRestore", "make_callbacks"]
 
 
 class NaNLossError(RuntimeError):
@@ -31,6 +31,48 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
             )
 
 
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore whose backups a kill -9 cannot leave half-written.
+
+    Keras writes `latest.weights.h5` in place and the epoch to a second file, so a kill while
+    saving leaves a corrupt file, or weights and epoch that disagree (seen in this project's
+    resume test). Here each backup is written under a temporary name and renamed into place
+    (atomic on POSIX file systems), with the epoch in its file name: the newest complete file
+    is always a consistent resume point.
+    """
+
+    _PREFIX = "epoch-"
+    _SUFFIX = ".weights.h5"
+
+    def _backups(self) -> list[str]:
+        if not os.path.isdir(self.backup_dir):
+            return []
+        return sorted(f for f in os.listdir(self.backup_dir)
+                      if f.startswith(self._PREFIX) and f.endswith(self._SUFFIX))
+
+    def on_train_begin(self, logs=None):
+        self._load_model()
+
+    def _load_model(self):
+        backups = self._backups()
+        if not backups:
+            return
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(os.path.join(self.backup_dir, backups[-1]))
+        self.model._initial_epoch = int(backups[-1][len(self._PREFIX):-len(self._SUFFIX)])
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        name = f"{self._PREFIX}{self._current_epoch:06d}{self._SUFFIX}"
+        partial = os.path.join(self.backup_dir, f"partial-{name}")
+        self.model.save_weights(partial, overwrite=True)
+        os.replace(partial, os.path.join(self.backup_dir, name))
+        for old in self._backups():
+            if old != name:
+                os.remove(os.path.join(self.backup_dir, old))
+
+
 def make_callbacks(config, run_dir: str, *, phase: str, has_validation: bool) -> list:
     """Callbacks for one `fit` call of a run.
 
@@ -45,7 +87,7 @@ def make_callbacks(config, run_dir: str, *, phase: str, has_validation: bool) ->
     callbacks = [
         StopOnNaN(),
         keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True),
-        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup", phase)),
+        AtomicBackupAndRestore(os.path.join(run_dir, "backup", phase)),
         keras.callbacks.ModelCheckpoint(
             os.path.join(run_dir, "checkpoints", "best.weights.h5"),
             monitor=monitor, mode=mode, save_best_only=True, save_weights_only=True,

@@ -70,7 +70,7 @@ class TrainConfig:
     freeze_backbone: bool = False        # phase 1 trains only the new head
     fine_tune_epochs: int = 0            # phase 2 length; 0 skips fine-tuning
     fine_tune_lr: float = 1e-5           # phase 2 peak lr, far below phase 1's
-    fine_tune_from: str | None = None    # first layer (by name) to unfreeze in phase 2
+    fine_tune_from: str | dict | None = None  # first layer to unfreeze in phase 2, or {model: layer}
     # --- performance (GPU users) -------------------------------------------------------------
     mixed_precision: Literal[None, "mixed_float16", "mixed_bfloat16"] = None
     jit_compile: bool | str = "auto"     # "auto": XLA where Keras judges it safe
@@ -123,8 +123,25 @@ class TrainConfig:
                 "fine_tune_epochs > 0 needs freeze_backbone=true or fine_tune_from=LAYER: "
                 "there is nothing frozen to fine-tune."
             )
+        if self.reduce_lr_on_plateau and (self.schedule != "constant" or self.warmup_epochs):
+            raise ConfigError(
+                "reduce_lr_on_plateau lowers a constant learning rate; it cannot be combined with "
+                f"schedule={self.schedule!r} or warmup_epochs={self.warmup_epochs!r}."
+            )
+        if isinstance(self.fine_tune_from, dict) and self.fine_tune_epochs:
+            if self.model not in self.fine_tune_from:
+                raise ConfigError(
+                    f"fine_tune_from names layers for {sorted(self.fine_tune_from)}, not for "
+                    f"model={self.model!r}; add --set fine_tune_from.{self.model}=LAYER_NAME."
+                )
         self._check_names()
         return self
+
+    def fine_tune_layer(self) -> str | None:
+        """The first layer phase 2 unfreezes, for this config's model."""
+        if isinstance(self.fine_tune_from, dict):
+            return self.fine_tune_from.get(self.model)
+        return self.fine_tune_from
 
     def _check_names(self) -> None:
         from tfresnet.models.registry import get_model_spec
@@ -138,13 +155,14 @@ class TrainConfig:
         from tfresnet import data as data_lib
 
         try:
-            data_lib.check_name(self.data)
+            data_lib.get_dataset_spec(self.data)
         except ValueError as err:
             raise ConfigError(f"data: {err}") from None
-        try:
-            data_lib.check_augment(self.augment)
-        except ValueError as err:
-            raise ConfigError(f"augment: {err}") from None
+        presets = data_lib.list_augmentations()
+        if self.augment not in presets:
+            raise ConfigError(
+                f"augment: unknown preset {self.augment!r}; choose one of {', '.join(presets)}."
+            )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

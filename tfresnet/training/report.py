@@ -11,7 +11,17 @@ import os
 import numpy as np
 import pandas as pd
 
-__all__ = ["deduplicate_history", "evaluate", "write_metrics", "plot_run"]
+__all__ = ["repair_history", "deduplicate_history", "evaluate", "write_metrics", "plot_run"]
+
+
+def repair_history(path: str) -> None:
+    """Drops a last row cut short by a kill, so rows appended on resume start on a new line."""
+    if not os.path.exists(path):
+        return
+    with open(path, "rb+") as f:
+        data = f.read()
+        if data and not data.endswith(b"\n"):
+            f.truncate(data.rfind(b"\n") + 1)
 
 
 def deduplicate_history(path: str) -> pd.DataFrame:

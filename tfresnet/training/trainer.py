@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import time
 
@@ -69,6 +70,7 @@ def smoke_config(config: TrainConfig) -> TrainConfig:
         step_epochs=[],
         schedule="constant" if config.schedule == "step" else config.schedule,
         tensorboard=False,
+        jit_compile=False,  # XLA compiles for longer than a smoke run trains
         verbose=0,
     )
 
@@ -97,12 +99,13 @@ def load_data(config: TrainConfig):
         config.data,
         data_dir=config.data_dir,
         image_size=config.image_size,
-        resize_mode=config.resize_mode,
+        resize=config.resize_mode,
         batch_size=config.batch_size,
         validation_split=config.validation_split,
         seed=config.seed,
         augment=config.augment,
-        cache=config.cache,
+        cache="memory" if config.cache else None,
+        verbose=0 if config.smoke else 1,
         **config.data_args,
     )
 
@@ -130,7 +133,7 @@ def _one_hot(dataset, num_classes: int):
 
     def encode(images, labels):
         if labels.shape.rank == 1:
-            labels = tf.one_hot(labels, num_classes)
+            labels = tf.one_hot(tf.cast(labels, tf.int32), num_classes)
         return images, labels
 
     return dataset.map(encode, num_parallel_calls=tf.data.AUTOTUNE)
@@ -140,11 +143,10 @@ def _limit(dataset, batches: int | None):
     return dataset if dataset is None or batches is None else dataset.take(batches)
 
 
-def _steps(dataset) -> int:
-    n = int(dataset.cardinality())
-    if n < 0:
-        raise ValueError(f"The training dataset has unknown length ({n}); cannot plan the schedule.")
-    return n
+def _steps_per_epoch(data, config: TrainConfig) -> int:
+    # From the example count: pipelines that skip undecodable files have unknown cardinality.
+    steps = math.ceil(data.num_examples["train"] / data.batch_size)
+    return min(steps, config.steps_per_epoch) if config.steps_per_epoch else steps
 
 
 def _strategy(config: TrainConfig):
@@ -229,10 +231,17 @@ def _train(config: TrainConfig, run_dir: str) -> RunResult:
     val_ds = data.validation
     if val_ds is not None:
         val_ds = _limit(_one_hot(val_ds, data.num_classes), eval_limit)
-    steps_per_epoch = _steps(train_ds)
+    steps_per_epoch = _steps_per_epoch(data, config)
 
     with _strategy(config):
         model = build_model(config, data.input_shape, data.num_classes)
+    first = config.fine_tune_layer()
+    if config.fine_tune_epochs and first is not None and first not in {l.name for l in model.layers}:
+        # Checked now, not after phase 1 has trained for nothing.
+        raise ConfigError(
+            f"fine_tune_from={first!r} is not a layer of {config.model!r}; see "
+            f"`[l.name for l in tfresnet.create_model({config.model!r}).layers]`."
+        )
     head = None
     if config.freeze_backbone:
         build_kwargs = {**config.model_args, "input_shape": tuple(data.input_shape)}
@@ -241,6 +250,7 @@ def _train(config: TrainConfig, run_dir: str) -> RunResult:
     phase_dir = os.path.join(run_dir, "phases")
     os.makedirs(phase_dir, exist_ok=True)
     history_path = os.path.join(run_dir, "history.csv")
+    report.repair_history(history_path)
     start = time.perf_counter()
     seen = 0
     first_epoch = 0
@@ -248,7 +258,7 @@ def _train(config: TrainConfig, run_dir: str) -> RunResult:
         if index == 0 and head is not None:
             finetune.freeze_backbone(model, head)
         if phase["name"] == "finetune":
-            finetune.unfreeze_from(model, config.fine_tune_from)
+            finetune.unfreeze_from(model, config.fine_tune_layer())
         done = os.path.join(phase_dir, f"{phase['name']}.weights.h5")
         if os.path.exists(done):  # finished before a restart
             model.load_weights(done)
@@ -262,6 +272,7 @@ def _train(config: TrainConfig, run_dir: str) -> RunResult:
                 callbacks=make_callbacks(config, run_dir, phase=phase["name"],
                                          has_validation=val_ds is not None),
                 verbose=config.verbose,
+                shuffle=False,  # the tf.data pipeline shuffles; fit cannot shuffle a Dataset
             )
             seen += len(fit.epoch) * steps_per_epoch * config.batch_size
             model.save_weights(done)

@@ -1,0 +1,58 @@
+import json
+
+import pytest
+
+from tfresnet.training.config import ConfigError, TrainConfig, apply_overrides
+
+
+def test_overrides_are_typed_by_field():
+    config = apply_overrides(TrainConfig(), [
+        "epochs=3", "lr=0.05", "smoke=true", "image_size=none", "optimizer=sgd",
+        "step_epochs=2,4", "schedule=step", "model_args.alpha=0.5", "data_dir=../shared/data",
+        "jit_compile=false", "mixed_precision=mixed_bfloat16",
+    ])
+    assert config.epochs == 3 and isinstance(config.epochs, int)
+    assert config.lr == 0.05 and config.smoke is True and config.image_size is None
+    assert config.step_epochs == [2, 4] and config.model_args == {"alpha": 0.5}
+    assert config.jit_compile is False and config.mixed_precision == "mixed_bfloat16"
+    assert config.validate() is config
+
+
+@pytest.mark.parametrize("override, match", [
+    ("epohcs=3", "Unknown config key 'epohcs'. Did you mean epochs"),
+    ("epochs=three", "epochs must be int. Received epochs='three'"),
+    ("epochs=-1", "epochs must be >= 1. Received epochs=-1"),
+    ("optimizer=adagrad", "optimizer must be 'sgd' or 'adam' or 'adamw' or 'rmsprop'"),
+    ("lr=0", "lr must be > 0"),
+    ("dropout=1.0", "dropout must be in \\[0, 1\\)"),
+    ("model=resnet5", "model: Unknown model name 'resnet5'.*resnet50"),
+    ("schedule=step", "step_epochs"),
+    ("epochs", "key=value"),
+    ("epochs.x=1", "not a dict"),
+])
+def test_bad_configs_fail_naming_the_key(override, match):
+    with pytest.raises(ConfigError, match=match):
+        apply_overrides(TrainConfig(), [override]).validate()
+
+
+def test_unknown_dataset_and_augmentation_fail_before_training():
+    with pytest.raises(ConfigError, match="data: .*'imagenette'"):
+        TrainConfig(data="imagenette").validate()
+    with pytest.raises(ConfigError, match="augment: .*'extreme'"):
+        TrainConfig(augment="extreme").validate()
+
+
+def test_fine_tune_layer_per_model():
+    config = TrainConfig(model="resnet50", freeze_backbone=True, fine_tune_epochs=1,
+                         fine_tune_from={"resnet50": "conv5_block1_1_conv"})
+    assert config.validate().fine_tune_layer() == "conv5_block1_1_conv"
+    with pytest.raises(ConfigError, match="fine_tune_from.vgg16=LAYER_NAME"):
+        apply_overrides(config, ["model=vgg16"]).validate()
+
+
+def test_round_trip_through_json():
+    config = apply_overrides(TrainConfig(), ["model_args.alpha=0.75", "epochs=2"])
+    again = TrainConfig.from_dict(json.loads(config.to_json()))
+    assert again == config
+    with pytest.raises(ConfigError, match="Unknown config key 'colour'"):
+        TrainConfig.from_dict({"colour": "red"})
