@@ -1,0 +1,152 @@
+"""MNIST: mnist.npz and IDX files from a data directory, the shipped sample, tensorflow-datasets."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.resources
+import os
+import struct
+import sys
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from tfresnet import data
+from tfresnet.data.mnist import IDX_FILES, read_idx
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SAMPLE = importlib.resources.files("tfresnet.data") / "mnist_sample.npz"
+
+
+def _sample_arrays():
+    with np.load(str(SAMPLE), allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def _write_idx(path, array: np.ndarray, gz: bool) -> None:
+    header = b"\0\0\x08" + bytes([array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    if gz:
+        with gzip.open(f"{path}.gz", "wb") as f:
+            f.write(payload)
+    else:
+        with open(path, "wb") as f:
+            f.write(payload)
+
+
+@pytest.fixture(scope="module")
+def full_mnist(mnist_npz):
+    return data.load("mnist", data_dir=mnist_npz.parent, batch_size=256, verbose=0)
+
+
+def test_full_mnist_splits_as_documented(full_mnist):
+    assert full_mnist.num_examples == {"train": 50_000, "validation": 10_000, "test": 10_000}
+    assert full_mnist.input_shape == (28, 28, 1) and full_mnist.num_classes == 10
+    assert full_mnist.class_names == tuple("0123456789")
+    text = repr(full_mnist)
+    for expected in ("50,000", "10,000", "60,000 training digits", "mnist.npz", "seed 0"):
+        assert expected in text
+
+
+def test_full_mnist_validation_is_stratified(full_mnist, mnist_npz):
+    with np.load(mnist_npz, allow_pickle=False) as f:
+        per_class = np.bincount(f["y_train"], minlength=10)
+    assert np.all(np.abs(full_mnist.class_counts["validation"] - per_class / 6) <= 1)
+    assert np.array_equal(
+        full_mnist.class_counts["train"] + full_mnist.class_counts["validation"], per_class
+    )
+
+
+def test_full_mnist_batches(full_mnist):
+    for ds in full_mnist.splits.values():
+        images, labels = next(iter(ds))
+        assert images.shape == (256, 28, 28, 1) and images.dtype == "float32"
+        assert labels.dtype == "int32"
+        assert 0 <= float(images.numpy().min()) and float(images.numpy().max()) == 255.0
+
+
+def test_validation_split_as_a_fraction(mnist_npz):
+    bundle = data.load("mnist", data_dir=mnist_npz.parent, validation_split=0.1, verbose=0)
+    assert bundle.num_examples == {"train": 54_000, "validation": 6_000, "test": 10_000}
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzipped"])
+def test_idx_files_load_like_the_npz(tmp_path, monkeypatch, gz):
+    arrays = _sample_arrays()
+    for key, stem in IDX_FILES.items():
+        _write_idx(tmp_path / stem, arrays[key], gz)
+    # $TFRESNET_DATA_DIR stands in for data_dir.
+    monkeypatch.setenv("TFRESNET_DATA_DIR", str(tmp_path))
+    bundle = data.load("mnist", validation_split=1_000, batch_size=1_000, verbose=0)
+    assert "LeCun IDX files" in bundle.origin
+    assert bundle.num_examples == {"train": 5_000, "validation": 1_000, "test": 1_000}
+    images, labels = next(iter(bundle.test))
+    assert np.array_equal(images.numpy()[..., 0], arrays["x_test"])
+    assert np.array_equal(labels.numpy(), arrays["y_test"])
+
+
+def test_read_idx_rejects_bad_files(tmp_path):
+    bad = tmp_path / "bad-idx"
+    bad.write_bytes(b"\x01\x02\x08\x01" + b"\0" * 8)
+    with pytest.raises(ValueError, match="not an IDX file"):
+        read_idx(str(bad))
+    short = tmp_path / "short-idx"
+    short.write_bytes(b"\0\0\x08\x01" + struct.pack(">I", 10) + b"\0" * 4)
+    with pytest.raises(ValueError, match="promises"):
+        read_idx(str(short))
+
+
+def test_sample_is_small_pickle_free_and_stratified():
+    assert os.path.getsize(str(SAMPLE)) <= 2_000_000
+    arrays = _sample_arrays()  # allow_pickle=False: loading must not need pickle
+    assert arrays["x_train"].shape == (6_000, 28, 28) and arrays["x_test"].shape == (1_000, 28, 28)
+    assert arrays["x_train"].dtype == np.uint8
+    bundle = data.load("mnist-sample", verbose=0)
+    assert bundle.num_examples == {"train": 5_000, "validation": 1_000, "test": 1_000}
+    # Stratified: every class near a tenth of each split (MNIST's classes are 9-11%).
+    for split, counts in bundle.class_counts.items():
+        share = counts / counts.sum()
+        assert share.min() > 0.08 and share.max() < 0.125, split
+
+
+def test_sample_is_real_mnist_and_reproducible(mnist_npz, tmp_path):
+    sys.path.insert(0, os.path.join(REPO, "scripts"))
+    try:
+        import make_mnist_sample
+    finally:
+        sys.path.pop(0)
+    out = tmp_path / "sample.npz"
+    made = make_mnist_sample.make_sample(str(mnist_npz), str(out))
+    shipped = _sample_arrays()
+    for key in ("x_train", "y_train", "x_test", "y_test", "train_indices"):
+        assert np.array_equal(made[key], shipped[key]), key
+    with np.load(mnist_npz, allow_pickle=False) as full:
+        assert np.array_equal(full["x_train"][shipped["train_indices"]], shipped["x_train"])
+        per_class_full = np.bincount(full["y_test"], minlength=10) / 10
+    assert np.all(np.abs(np.bincount(shipped["y_test"], minlength=10) - per_class_full) <= 1)
+
+
+def test_tensorflow_datasets_fallback(tmp_path):
+    with tfds.testing.mock_data(num_examples=40):
+        bundle = data.load(
+            "mnist", validation_split=0.25, batch_size=8, tfds_data_dir=str(tmp_path), verbose=0
+        )
+    assert "tensorflow-datasets" in bundle.origin
+    assert bundle.num_examples == {"train": 30, "validation": 10, "test": 40}
+    for ds in bundle.splits.values():
+        images, labels = next(iter(ds))
+        assert images.shape[1:] == (28, 28, 1) and labels.dtype == "int32"
+
+
+@pytest.mark.usefixtures("offline")
+def test_offline_without_data_fails_naming_the_files(tmp_path, monkeypatch):
+    def download(*args, **kwargs):
+        raise AssertionError("a download was attempted although the network probe failed")
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", download)
+    with pytest.raises(data.DataNotFoundError) as err:
+        data.load("mnist", data_dir=tmp_path, tfds_data_dir=str(tmp_path / "tfds"), verbose=0)
+    message = str(err.value)
+    for expected in ("mnist.npz", "train-images-idx3-ubyte", "TFRESNET_DATA_DIR", str(tmp_path)):
+        assert expected in message

@@ -1,0 +1,182 @@
+"""Augmentation presets: named lists of Keras preprocessing layers, applied to training batches.
+
+Presets are data (`AUGMENT_PRESETS`): each step is a ``(layer_name, kwargs)`` pair naming a class
+in `keras.layers`, or ``("OneOf", [steps...])`` to apply one of several steps per batch (timm's
+MixUp/CutMix switch). Steps whose layer the installed Keras lacks (MixUp, CutMix and RandAugment
+arrived in Keras 3.6-3.8) are left out, and `Augmentation.missing` says which.
+
+Images are float32 in [0, 255] here, so every layer with a ``value_range`` gets (0, 255); the
+model's own `Preprocess` layer scales them afterwards. `tfresnet.data.load` applies the result to
+the training split only, after batching (MixUp and CutMix mix the examples of a batch).
+
+- ``light``: horizontal flips and small shifts.
+- ``standard``: flips, small rotations, zooms and shifts, and contrast changes.
+- ``strong``: flips, zoom, RandAugment (Cubuk et al. 2020, two ops at magnitude 0.5), then MixUp
+  (Zhang et al. 2018) or CutMix (Yun et al. 2019), one per batch with equal odds. Mixing makes
+  labels soft, so a bundle built with it carries one-hot labels in every split.
+- ``mnist-shift``: shifts of at most one pixel (of a 28-pixel digit) with zero fill and nearest
+  interpolation: the random-sampling version of the "expanded training data" in Nielsen's
+  *Neural Networks and Deep Learning*, ch. 6, which adds four copies shifted one pixel up, down,
+  left and right (here a shift may also be diagonal, or none).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import keras
+import tensorflow as tf
+
+__all__ = ["AUGMENT_PRESETS", "Augmentation", "build_augmentation", "list_augmentations"]
+
+_log = logging.getLogger(__name__)
+
+_FLIP = ("RandomFlip", {"mode": "horizontal"})
+
+AUGMENT_PRESETS: dict[str, tuple] = {
+    "none": (),
+    "light": (
+        _FLIP,
+        ("RandomTranslation", {"height_factor": 0.05, "width_factor": 0.05}),
+    ),
+    "standard": (
+        _FLIP,
+        ("RandomRotation", {"factor": 0.05}),  # +-18 degrees
+        ("RandomZoom", {"height_factor": (-0.1, 0.1)}),
+        ("RandomTranslation", {"height_factor": 0.1, "width_factor": 0.1}),
+        ("RandomContrast", {"factor": 0.2, "value_range": (0, 255)}),
+    ),
+    "strong": (
+        _FLIP,
+        ("RandomZoom", {"height_factor": (-0.2, 0.2)}),
+        ("RandAugment", {"value_range": (0, 255), "num_ops": 2, "factor": 0.5}),
+        ("OneOf", [("MixUp", {"alpha": 0.2}), ("CutMix", {"factor": 1.0})]),
+    ),
+    "mnist-shift": (
+        (
+            "RandomTranslation",
+            {
+                "height_factor": 1 / 28,
+                "width_factor": 1 / 28,
+                "fill_mode": "constant",
+                "fill_value": 0.0,
+                "interpolation": "nearest",
+            },
+        ),
+    ),
+}
+
+# Layers that mix the labels of a batch: they need one-hot labels.
+_LABEL_MIXING = frozenset({"MixUp", "CutMix"})
+
+
+def list_augmentations() -> list[str]:
+    """Returns the preset names."""
+    return list(AUGMENT_PRESETS)
+
+
+class _OneOf:
+    """Applies one of several layers per batch, chosen uniformly at random."""
+
+    def __init__(self, layers: Sequence[keras.layers.Layer], seed: int | None):
+        self.layers = list(layers)
+        self.seed = seed
+
+    def __call__(self, data, training=True):
+        if len(self.layers) == 1:
+            return self.layers[0](data, training=training)
+        index = tf.random.uniform((), 0, len(self.layers), dtype=tf.int32, seed=self.seed)
+        branches = [lambda layer=layer: layer(data, training=training) for layer in self.layers]
+        return tf.switch_case(index, branches)
+
+    def __repr__(self):
+        return f"OneOf({', '.join(type(layer).__name__ for layer in self.layers)})"
+
+
+class Augmentation:
+    """A preset (or a list of layers) as one callable on a batch of ``(images, labels)``.
+
+    Attributes:
+        name: the preset's name, or ``"custom"``.
+        steps: the layers applied, in order (`_OneOf` groups included).
+        missing: names of preset layers the installed Keras lacks, left out.
+        mixes_labels: whether a step mixes labels (MixUp, CutMix): labels must be one-hot.
+    """
+
+    def __init__(self, name: str, steps: Sequence, missing: Sequence[str] = (), mixes_labels=False):
+        self.name = name
+        self.steps = list(steps)
+        self.missing = tuple(missing)
+        self.mixes_labels = bool(mixes_labels)
+
+    def __call__(self, images, labels):
+        data = {"images": images, "labels": labels}
+        for step in self.steps:
+            data = step(data, training=True)
+        # Interpolation and contrast can overshoot slightly; keep the [0, 255] contract.
+        return tf.clip_by_value(data["images"], 0.0, 255.0), data["labels"]
+
+    def __repr__(self):
+        names = ", ".join(
+            repr(step) if isinstance(step, _OneOf) else type(step).__name__ for step in self.steps
+        )
+        return f"Augmentation({self.name!r}: {names or 'nothing'})"
+
+
+def _build_step(step, seed: int | None, missing: list[str]):
+    name, spec = step
+    if name == "OneOf":
+        layers = [layer for sub in spec if (layer := _build_step(sub, seed, missing)) is not None]
+        return _OneOf(layers, seed) if layers else None
+    cls = getattr(keras.layers, name, None)
+    if cls is None:
+        missing.append(name)
+        return None
+    return cls(**spec, seed=seed)
+
+
+def _names(step) -> list[str]:
+    name, spec = step
+    return [n for sub in spec for n in _names(sub)] if name == "OneOf" else [name]
+
+
+def build_augmentation(augment, *, seed: int | None = None) -> Augmentation | None:
+    """Builds the training-time augmentation for `tfresnet.data.load`.
+
+    Args:
+        augment: a preset name from `AUGMENT_PRESETS`, None or ``"none"`` for no augmentation,
+            or a sequence of Keras preprocessing layers to apply in order.
+        seed: seed of every random layer (None: unseeded).
+
+    Returns:
+        An `Augmentation`, or None when nothing is applied.
+
+    Raises:
+        ValueError: for an unknown preset name.
+    """
+    if augment is None or augment == "none":
+        return None
+    if isinstance(augment, str):
+        if augment not in AUGMENT_PRESETS:
+            raise ValueError(
+                f"Unknown augmentation preset {augment!r}; expected one of "
+                f"{list(AUGMENT_PRESETS)}. Received augment={augment!r}"
+            )
+        missing: list[str] = []
+        steps = []
+        for i, step in enumerate(AUGMENT_PRESETS[augment]):
+            # One seed per step, so two layers of the same kind do not draw the same numbers.
+            built = _build_step(step, None if seed is None else seed + i, missing)
+            if built is not None:
+                steps.append(built)
+        if missing:
+            _log.info(
+                "Augmentation %r: keras %s lacks %s; left out.",
+                augment, keras.__version__, ", ".join(missing),
+            )
+        used = {n for step in AUGMENT_PRESETS[augment] for n in _names(step)} - set(missing)
+        return Augmentation(augment, steps, missing, mixes_labels=bool(used & _LABEL_MIXING))
+    layers = list(augment)
+    mixes = any(type(layer).__name__ in _LABEL_MIXING for layer in layers)
+    return Augmentation("custom", layers, (), mixes_labels=mixes)

@@ -1,0 +1,175 @@
+"""MNIST (LeCun, Cortes and Burges): 60,000 training and 10,000 test digits, 28x28 grayscale.
+
+``mnist`` reads, from the data directory (or its ``mnist/`` or torchvision's ``MNIST/raw/``
+sub-folder), either Keras' ``mnist.npz`` (the file ``keras.datasets.mnist.load_data()`` caches)
+or LeCun's four IDX files, gzipped or not; otherwise tensorflow-datasets' ``mnist``.
+
+``mnist-sample`` is a stratified sample shipped inside the package (6,000 training and 1,000
+test digits, `scripts/make_mnist_sample.py`), so examples and tests run with no data at all.
+
+Validation: by default a stratified, seeded 10,000 of the 60,000 training digits, the size of
+the validation set in Nielsen's *Neural Networks and Deep Learning* (which takes the last 10,000
+in file order instead; `validation_split` changes the size).
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.resources
+import os
+import struct
+
+import numpy as np
+
+from tfresnet.data.registry import register_dataset
+from tfresnet.data.sources import (
+    DataNotFoundError,
+    LoadContext,
+    Source,
+    source_from_arrays,
+)
+from tfresnet.data.tfds_fallback import tfds_arrays
+
+__all__ = ["SAMPLE_FILE", "find_mnist", "read_idx", "read_mnist_dir"]
+
+CLASS_NAMES = tuple(str(d) for d in range(10))
+SAMPLE_FILE = "mnist_sample.npz"
+
+# Key of the Keras npz layout -> LeCun's file stem. Kaggle's copies use ".idx3-ubyte".
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+MISSING = """Could not find MNIST.
+Put one of these in the data directory (data_dir=... or $TFRESNET_DATA_DIR), or in its mnist/ folder:
+  - mnist.npz: the file keras.datasets.mnist.load_data() caches (keys x_train, y_train, x_test,
+    y_test), e.g. from https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz
+  - LeCun's IDX files, each optionally gzipped (.gz): train-images-idx3-ubyte,
+    train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte
+For a small MNIST that needs no files at all, use load('mnist-sample')."""
+
+
+def read_idx(path: str) -> np.ndarray:
+    """Reads one IDX file (LeCun's format: magic, dimensions, big-endian data), gzipped or not.
+
+    Raises:
+        ValueError: if the file is not a well-formed IDX file.
+    """
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[:2] != b"\0\0" or data[2] not in _IDX_DTYPES:
+        raise ValueError(f"{path} is not an IDX file (bad magic number {data[:4]!r}).")
+    dtype, ndim = np.dtype(_IDX_DTYPES[data[2]]), data[3]
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    offset = 4 + 4 * ndim
+    expected = offset + int(np.prod(shape)) * dtype.itemsize
+    if len(data) != expected:
+        raise ValueError(f"{path}: IDX header promises {expected} bytes, the file has {len(data)}.")
+    return np.frombuffer(data, dtype, offset=offset).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _idx_path(directory: str, stem: str) -> str | None:
+    for name in (stem, stem.replace("-idx", ".idx")):
+        for suffix in ("", ".gz"):
+            path = os.path.join(directory, name + suffix)
+            if os.path.isfile(path):
+                return path
+    return None
+
+
+def find_mnist(data_dir: str | None) -> tuple[str, str | dict] | None:
+    """Finds MNIST files under a data directory.
+
+    Returns:
+        ``("npz", path)``, ``("idx", {key: path})`` or None.
+    """
+    if not data_dir:
+        return None
+    for directory in (data_dir, os.path.join(data_dir, "mnist"), os.path.join(data_dir, "MNIST", "raw")):
+        npz = os.path.join(directory, "mnist.npz")
+        if os.path.isfile(npz):
+            return "npz", npz
+        paths = {key: _idx_path(directory, stem) for key, stem in IDX_FILES.items()}
+        if all(paths.values()):
+            return "idx", paths
+    return None
+
+
+def _read_npz(path: str) -> dict[str, np.ndarray]:
+    # allow_pickle=False: an .npz from elsewhere must not run code when loaded.
+    with np.load(path, allow_pickle=False) as data:
+        missing = sorted(set(IDX_FILES) - set(data.files))
+        if missing:
+            raise ValueError(f"{path} lacks the keys {missing} of Keras' mnist.npz layout.")
+        return {key: np.asarray(data[key]) for key in IDX_FILES}
+
+
+def read_mnist_dir(data_dir: str) -> tuple[dict[str, np.ndarray], str]:
+    """Reads MNIST from a data directory: (arrays by Keras key, origin description).
+
+    Raises:
+        DataNotFoundError: if no MNIST files are there.
+    """
+    found = find_mnist(data_dir)
+    if found is None:
+        raise DataNotFoundError(MISSING)
+    kind, where = found
+    if kind == "npz":
+        return _read_npz(where), f"{where} (Keras mnist.npz)"
+    arrays = {key: read_idx(path) for key, path in where.items()}
+    return arrays, f"{os.path.dirname(where['x_train'])} (LeCun IDX files)"
+
+
+def _source(arrays: dict, ctx: LoadContext, origin: str, pool: str, test: str) -> Source:
+    return source_from_arrays(
+        arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], ctx,
+        origin=origin, class_names=CLASS_NAMES, pool_name=pool, test_name=test,
+    )
+
+
+@register_dataset(
+    "mnist",
+    description="MNIST digits, 60,000 train + 10,000 test, 28x28x1",
+    default_image_size=(28, 28),
+    default_validation_split=10_000,
+)
+def load_mnist(ctx: LoadContext) -> Source:
+    """Loads MNIST from the data directory, else from tensorflow-datasets."""
+    if find_mnist(ctx.data_dir):
+        arrays, origin = read_mnist_dir(ctx.data_dir)
+    else:
+        splits = tfds_arrays("mnist", ("train", "test"), ctx, missing=MISSING)
+        arrays = {
+            "x_train": splits["train"][0][..., 0], "y_train": splits["train"][1],
+            "x_test": splits["test"][0][..., 0], "y_test": splits["test"][1],
+        }
+        origin = "tensorflow-datasets 'mnist'"
+    n_train, n_test = len(arrays["y_train"]), len(arrays["y_test"])
+    return _source(
+        arrays, ctx, origin,
+        f"the {n_train:,} training digits", f"the official {n_test:,} test digits",
+    )
+
+
+@register_dataset(
+    "mnist-sample",
+    description="stratified MNIST sample shipped with tfresnet, 6,000 train + 1,000 test",
+    default_image_size=(28, 28),
+    default_validation_split=1_000,
+)
+def load_mnist_sample(ctx: LoadContext) -> Source:
+    """Loads the MNIST sample shipped inside the package (no data directory needed)."""
+    resource = importlib.resources.files("tfresnet.data") / SAMPLE_FILE
+    with importlib.resources.as_file(resource) as path:
+        arrays = _read_npz(str(path))
+    n_train, n_test = len(arrays["y_train"]), len(arrays["y_test"])
+    return _source(
+        arrays, ctx, f"tfresnet/data/{SAMPLE_FILE} (stratified sample of MNIST)",
+        f"the sample's {n_train:,} training digits",
+        f"the sample's {n_test:,} test digits (from the official test set)",
+    )
