@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pandas as pd
 
-__all__ = ["repair_history", "deduplicate_history", "evaluate", "write_metrics", "plot_run"]
+__all__ = ["repair_history", "deduplicate_history", "evaluate", "write_metrics", "plot_run", "show_image"]
 
 
 def repair_history(path: str) -> None:
@@ -141,3 +141,16 @@ def _save(fig, path: str) -> str:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def show_image(path: str, width: float = 8.0):
+    """Displays a PNG a run wrote (inline in a notebook); returns the matplotlib figure."""
+    import matplotlib.image as mpimg
+    import matplotlib.pyplot as plt
+
+    image = mpimg.imread(path)
+    height = width * image.shape[0] / image.shape[1]
+    fig, ax = plt.subplots(figsize=(width, height))
+    ax.imshow(image)
+    ax.axis("off")
+    return fig
