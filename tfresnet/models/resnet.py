@@ -29,6 +29,9 @@ The basic-block variants (18, 34), which keras.applications lacks, use the same 
 
 from __future__ import annotations
 
+import contextvars
+import functools
+
 import keras
 from keras import layers, ops
 
@@ -141,8 +144,41 @@ def _conv(x, filters, kernel_size, *, stride=1, padding="valid", use_bias, l2, n
     )(x)
 
 
+# Set by the builders for the duration of one build (see `_with_bn_momentum`), so the block
+# functions need not thread it through every call.
+_BN_MOMENTUM = contextvars.ContextVar("bn_momentum", default=0.99)
+
+
 def _bn(x, name):
-    return layers.BatchNormalization(axis=-1, epsilon=BN_EPSILON, name=name)(x)
+    return layers.BatchNormalization(
+        axis=-1, epsilon=BN_EPSILON, momentum=_BN_MOMENTUM.get(), name=name
+    )(x)
+
+
+def _with_bn_momentum(default: float):
+    """Adds a `bn_momentum` argument to a builder: the batch-norm moving-average momentum.
+
+    keras.applications uses 0.99, which is right for long ImageNet runs. Short runs from scratch
+    need 0.9 (PyTorch's default, and the original CIFAR ResNets'): with 0.99 the moving
+    variance still carries ~7% of its initial 1.0 after 250 steps, which, measured here on
+    ResNet-20/MNIST, left training accuracy at 99.9% and inference accuracy at chance.
+    Momentum is not a weight, so this changes nothing in weight transfer.
+    """
+
+    def wrap(builder):
+        @functools.wraps(builder)
+        def build(*, bn_momentum: float = default, **kwargs):
+            if not isinstance(bn_momentum, (int, float)) or not 0.0 <= bn_momentum < 1.0:
+                raise ValueError(f"bn_momentum must be in [0, 1). Received bn_momentum={bn_momentum!r}")
+            token = _BN_MOMENTUM.set(float(bn_momentum))
+            try:
+                return builder(**kwargs)
+            finally:
+                _BN_MOMENTUM.reset(token)
+
+        return build
+
+    return wrap
 
 
 def _conv3x3(x, filters, *, stride, use_bias, l2, name):
@@ -414,6 +450,7 @@ def _rates_per_stage(drop_path, stage_blocks):
     return [rates[s : s + b] for s, b in zip(starts, stage_blocks)]
 
 
+@_with_bn_momentum(0.99)
 def ResNet(
     *,
     depth: int,
@@ -448,6 +485,7 @@ def ResNet(
         dropout: dropout rate before the classifier.
         drop_path: stochastic-depth rate of the last block, rising linearly from 0 at the first.
         preprocessing: input scaling mode applied inside the model, or None for none.
+        bn_momentum: batch-norm moving-average momentum (see `_with_bn_momentum`).
         name: model name; defaults to the registry name (``"resnet50"``, ``"resnet50v2"``,
             ``"plain50"``).
 
@@ -536,6 +574,7 @@ def ResNet(
     return keras.Model(inputs, x, name=name)
 
 
+@_with_bn_momentum(0.9)
 def SmallResNet(
     *,
     depth: int,
@@ -571,6 +610,7 @@ def SmallResNet(
         dropout: dropout rate before the classifier.
         drop_path: stochastic-depth rate of the last block, rising linearly from 0 at the first.
         preprocessing: input scaling mode applied inside the model, or None for none.
+        bn_momentum: batch-norm moving-average momentum (see `_with_bn_momentum`).
         name: model name; defaults to ``"resnet{depth}"`` or ``"plain{depth}"``.
 
     Returns:

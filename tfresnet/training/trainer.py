@@ -164,6 +164,21 @@ def _strategy(config: TrainConfig):
     return tf.distribute.MultiWorkerMirroredStrategy().scope()  # reads TF_CONFIG
 
 
+def _jit_compile(config: TrainConfig):
+    """Resolves ``jit_compile="auto"``: XLA on GPUs only for TensorFlow.
+
+    Measured on 2 CPU cores (ResNet-20, MNIST sample, 43 steps an epoch): XLA saved 2 s an
+    epoch but took 27 s more to compile, so on CPUs it pays only for runs of 14+ epochs.
+    """
+    if config.jit_compile != "auto":
+        return config.jit_compile
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    return "auto"
+
+
 def _compile(model, config: TrainConfig, steps_per_epoch: int, *, epochs: int, peak: float) -> None:
     if config.reduce_lr_on_plateau:
         lr = peak  # ReduceLROnPlateau needs a plain float to lower
@@ -173,7 +188,7 @@ def _compile(model, config: TrainConfig, steps_per_epoch: int, *, epochs: int, p
         optimizer=OPTIMIZERS[config.optimizer](config, lr),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-        jit_compile=config.jit_compile,
+        jit_compile=_jit_compile(config),
         steps_per_execution=config.steps_per_execution,
     )
 
