@@ -25,10 +25,11 @@ demo: $(VENV)/.installed
 	$(BIN)/python recipes/mnist_resnet.py
 
 test: $(VENV)/.installed-dev
+	$(BIN)/ruff check tfresnet tests recipes benchmarks scripts
 	$(BIN)/python -m pytest -q -n 2 --timeout=900 tests
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check tfresnet tests recipes benchmarks
+	$(BIN)/ruff check tfresnet tests recipes benchmarks scripts
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -696,10 +696,13 @@ def _onnxruntime_missing() -> bool:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the ``tfresnet export`` arguments."""
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="training run directory (model.keras, class_names.json, config.json)")
+    parser.add_argument("run_dir", metavar="RUN_DIR",
+                        help="training run directory (model.keras, class_names.json, config.json)")
     parser.add_argument("--format", choices=FORMATS, default="saved_model", help="export format (default: saved_model)")
-    parser.add_argument("--out", default=None, help="output path (default: RUN_DIR/export/saved_model, model.tflite or model.onnx)")
-    parser.add_argument("--no-verify", dest="verify", action="store_false", help="skip the comparison with the Keras model")
+    parser.add_argument("--out", default=None,
+                        help="output path (default: RUN_DIR/export/saved_model, model.tflite or model.onnx)")
+    parser.add_argument("--no-verify", dest="verify", action="store_false",
+                        help="skip the comparison with the Keras model")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -63,7 +63,7 @@ def test_full_mnist_batches(full_mnist):
         images, labels = next(iter(ds))
         assert images.shape == (256, 28, 28, 1) and images.dtype == "float32"
         assert labels.dtype == "int32"
-        assert 0 <= float(images.numpy().min()) and float(images.numpy().max()) == 255.0
+        assert float(images.numpy().min()) >= 0 and float(images.numpy().max()) == 255.0
 
 
 def test_validation_split_as_a_fraction(mnist_npz):

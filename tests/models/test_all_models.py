@@ -6,11 +6,11 @@ with safe_mode=True and the `include_top=False` heads are checked on one model p
 shallowest), since deeper variants only repeat the same blocks and cost minutes to save.
 """
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras
 import tfresnet
 
 NUM_CLASSES = 5

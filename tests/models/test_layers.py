@@ -1,7 +1,7 @@
+import keras
 import numpy as np
 import pytest
 
-import keras
 from tfresnet.models.layers import PREPROCESSING_MODES, Preprocess, StochasticDepth
 
 

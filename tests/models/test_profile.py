@@ -1,4 +1,5 @@
 import keras
+
 import tfresnet
 from tfresnet.cli import main
 from tfresnet.models.profile import count_macs

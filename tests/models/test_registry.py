@@ -1,6 +1,6 @@
+import keras
 import pytest
 
-import keras
 import tfresnet
 from tfresnet.models import registry
 from tfresnet.models.registry import register_model

@@ -1,9 +1,9 @@
 """Weight transfer from keras.applications: every parity pair gives the same outputs."""
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 import tfresnet
 from tfresnet.models import load_keras_applications_weights
 

@@ -1,10 +1,10 @@
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras
 from tfresnet.training.callbacks import AtomicBackupAndRestore, NaNLossError, StopOnNaN
 
 

@@ -1,9 +1,9 @@
 """Transfer-learning steps: which layers train in each phase, and batch norm in inference mode."""
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 import tfresnet
 from tfresnet.training import finetune
 

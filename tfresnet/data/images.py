@@ -213,7 +213,7 @@ def check_image(path: str, *, convert_dir: str | None = None) -> ImageCheck:
         return ImageCheck(path, False, f"not an image: {_sniff(path)} named {ext}")
     except Image.DecompressionBombError as err:
         return ImageCheck(path, False, f"too large to decode safely: {err}", fmt, mode, width, height)
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         # Malformed files make Pillow raise OSError mostly, but also SyntaxError, struct.error,
         # IndexError...: whatever the decoder trips on, the file is skipped, never fatal.
         what = f"{fmt} " if fmt else ""
@@ -295,7 +295,7 @@ class _ScanCache:
             with open(tmp, "w") as f:
                 json.dump(payload, f)
 
-        try:
+        try:  # noqa: SIM105  (the comment below says why the error is dropped)
             _atomic_write(self.file, write)
         except OSError:
             pass  # a read-only cache only costs a re-validation next time

@@ -166,7 +166,7 @@ def load_keras_applications_weights(
             f"Model {model.name!r} has no keras.applications counterpart in the registry; "
             f"pass application='ResNet50' (or the matching constructor) explicitly."
         )
-    height, width, channels = model.input_shape[1:]
+    height, width, _ = model.input_shape[1:]
     target_top = _has_top(model)
     classes = int(model.output_shape[-1]) if target_top else 1000
 

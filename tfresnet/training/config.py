@@ -128,12 +128,12 @@ class TrainConfig:
                 "reduce_lr_on_plateau lowers a constant learning rate; it cannot be combined with "
                 f"schedule={self.schedule!r} or warmup_epochs={self.warmup_epochs!r}."
             )
-        if isinstance(self.fine_tune_from, dict) and self.fine_tune_epochs:
-            if self.model not in self.fine_tune_from:
-                raise ConfigError(
-                    f"fine_tune_from names layers for {sorted(self.fine_tune_from)}, not for "
-                    f"model={self.model!r}; add --set fine_tune_from.{self.model}=LAYER_NAME."
-                )
+        per_model = isinstance(self.fine_tune_from, dict)
+        if per_model and self.fine_tune_epochs and self.model not in self.fine_tune_from:
+            raise ConfigError(
+                f"fine_tune_from names layers for {sorted(self.fine_tune_from)}, not for "
+                f"model={self.model!r}; add --set fine_tune_from.{self.model}=LAYER_NAME."
+            )
         self._check_names()
         return self
 

@@ -50,9 +50,9 @@ def evaluate(model, dataset, num_classes: int, *, keep_misclassified: int = 25) 
     """
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
     wrong_images, wrong_true, wrong_pred = [], [], []
-    for images, labels in dataset:
+    for images, batch_labels in dataset:
         probs = np.asarray(model(images, training=False))
-        labels = np.asarray(labels)
+        labels = np.asarray(batch_labels)
         if labels.ndim == 2:
             labels = labels.argmax(axis=1)
         preds = probs.argmax(axis=1)
@@ -127,8 +127,8 @@ def plot_run(run_dir: str, history: pd.DataFrame, metrics: dict, class_names: li
         for ax in axes.flat:
             ax.axis("off")
         for ax, image, t, p in zip(axes.flat, images, true, pred):
-            image = np.clip(image, 0, 255).astype("uint8")
-            ax.imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None)
+            pixels = np.clip(image, 0, 255).astype("uint8")
+            ax.imshow(pixels.squeeze(), cmap="gray" if pixels.shape[-1] == 1 else None)
             ax.set_title(f"{class_names[t]}\n-> {class_names[p]}", fontsize=7)
         fig.tight_layout()
         written.append(_save(fig, os.path.join(run_dir, "misclassified.png")))

@@ -180,10 +180,8 @@ def _jit_compile(config: TrainConfig):
 
 
 def _compile(model, config: TrainConfig, steps_per_epoch: int, *, epochs: int, peak: float) -> None:
-    if config.reduce_lr_on_plateau:
-        lr = peak  # ReduceLROnPlateau needs a plain float to lower
-    else:
-        lr = make_schedule(config, steps_per_epoch, epochs=epochs, peak=peak)
+    # ReduceLROnPlateau needs a plain float to lower.
+    lr = peak if config.reduce_lr_on_plateau else make_schedule(config, steps_per_epoch, epochs=epochs, peak=peak)
     model.compile(
         optimizer=OPTIMIZERS[config.optimizer](config, lr),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
@@ -251,7 +249,7 @@ def _train(config: TrainConfig, run_dir: str) -> RunResult:
     with _strategy(config):
         model = build_model(config, data.input_shape, data.num_classes)
     first = config.fine_tune_layer()
-    if config.fine_tune_epochs and first is not None and first not in {l.name for l in model.layers}:
+    if config.fine_tune_epochs and first is not None and first not in {layer.name for layer in model.layers}:
         # Checked now, not after phase 1 has trained for nothing.
         raise ConfigError(
             f"fine_tune_from={first!r} is not a layer of {config.model!r}; see "
