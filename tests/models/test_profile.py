@@ -2,7 +2,7 @@ import keras
 
 import tfresnet
 from tfresnet.cli import main
-from tfresnet.models.profile import count_macs
+from tfresnet.models.profile import count_macs, matching_models
 
 
 def test_count_macs_by_hand():
@@ -29,3 +29,10 @@ def test_list_models_cli_prints_a_table(capsys, tmp_path, monkeypatch):
     params = tfresnet.create_model("resnet20").count_params()
     assert f"{params:,}" in row
     assert main(["list-models", "nonexistent"]) == 1
+
+
+def test_list_models_pattern_matches_families_too():
+    names = matching_models("resnet")
+    assert {"resnet18", "resnet50v2", "resnet20", "plain20", "plain152"} <= set(names)
+    assert not {"vgg16", "mobilenetv2", "convnet"} & set(names)
+    assert matching_models("vgg1?") == ["vgg11", "vgg13", "vgg16", "vgg19"]

@@ -99,12 +99,12 @@ def test_registered_names_and_metadata():
     expected = {
         "resnet_v1": [f"resnet{d}" for d in RESNET_DEPTHS],
         "resnet_v2": [f"resnet{d}v2" for d in RESNET_DEPTHS],
-        "plain": [f"plain{d}" for d in RESNET_DEPTHS],
+        "resnet_plain": [f"plain{d}" for d in RESNET_DEPTHS],
         "resnet_small": [f"resnet{d}" for d in SMALL_RESNET_DEPTHS],
-        "plain_small": [f"plain{d}" for d in SMALL_RESNET_DEPTHS],
+        "resnet_plain_small": [f"plain{d}" for d in SMALL_RESNET_DEPTHS],
     }
-    preprocessing = {"resnet_v1": "caffe", "resnet_v2": "tf", "plain": "caffe",
-                     "resnet_small": "unit", "plain_small": "unit"}
+    preprocessing = {"resnet_v1": "caffe", "resnet_v2": "tf", "resnet_plain": "caffe",
+                     "resnet_small": "unit", "resnet_plain_small": "unit"}
     for family, names in expected.items():
         for name in names:
             spec = get_model_spec(name)

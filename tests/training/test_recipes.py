@@ -66,6 +66,29 @@ def test_pets_transfer_trains_head_then_fine_tunes(tmp_path):
         "Abyssinian", "american_bulldog", "Bengal"]
 
 
+def test_cats_vs_dogs_transfer_skips_broken_files(tmp_path):
+    from tests.data.fakes import write_class_folders, write_defects
+
+    pet_images = write_class_folders(tmp_path / "PetImages", {"Cat": 12, "Dog": 12})
+    write_defects(pet_images / "Cat", prefix="broken_")  # PetImages has ~1,600 such files
+    run_dir = tmp_path / "run"
+    code = run_recipe("cats_vs_dogs_transfer", "--set", "weights=none",
+                      "--set", f"data_dir={tmp_path}", "--run-dir", str(run_dir))
+    assert code == 0
+    assert json.loads((run_dir / "class_names.json").read_text()) == ["cat", "dog"]
+    assert (run_dir / "export" / "saved_model" / "saved_model.pb").exists()
+
+
+@pytest.mark.parametrize("option", ["mixed_precision=mixed_bfloat16", "strategy=mirrored",
+                                    "steps_per_execution=2"])
+def test_gpu_options_run_on_cpu(option, tmp_path):
+    run_dir = tmp_path / "run"
+    assert run_recipe("mnist_convnet", "--set", option, "--set", "export=false",
+                      "--run-dir", str(run_dir)) == 0
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["examples"] > 0
+
+
 def test_bad_config_fails_before_training(tmp_path, capsys):
     run_dir = tmp_path / "bad"
     assert run_recipe("mnist_resnet", "--set", "epochs=-2", "--run-dir", str(run_dir)) == 2

@@ -75,8 +75,17 @@ def _cache_path() -> Path:
     return root / f"model_profiles-{digest.hexdigest()[:12]}.json"
 
 
+def matching_models(pattern: str | None) -> list[str]:
+    """Names whose name or family matches `pattern` (so ``resnet`` also finds the plain twins,
+    family ``resnet_plain``)."""
+    if not pattern:
+        return list_models()
+    by_name = set(list_models(pattern))
+    return [n for n in list_models() if n in by_name or pattern in get_model_spec(n).family]
+
+
 def model_table(pattern: str | None = None, use_cache: bool = True) -> list[dict]:
-    """Profiles every registered model matching `pattern` at its default input.
+    """Profiles every registered model whose name or family matches `pattern`, at its default input.
 
     Building the large models takes seconds each, so rows are cached on disk.
     """
@@ -88,7 +97,7 @@ def model_table(pattern: str | None = None, use_cache: bool = True) -> list[dict
         except (OSError, json.JSONDecodeError):
             cache = {}
     rows = []
-    for name in list_models(pattern):
+    for name in matching_models(pattern):
         if name not in cache:
             cache[name] = profile_model(name)
         rows.append(cache[name])
@@ -110,13 +119,14 @@ def _human(n: int) -> str:
 
 def add_arguments(parser) -> None:
     parser.add_argument("pattern", nargs="?", default=None,
-                        help="substring or shell wildcard of model names, e.g. 'resnet' or 'vgg1?'")
+                        help="substring or shell wildcard of model names, or a family substring, "
+                             "e.g. 'resnet' or 'vgg1?'")
     parser.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
     parser.add_argument("--no-cache", action="store_true", help="rebuild every model")
 
 
 def run(args) -> int:
-    names = list_models(args.pattern)
+    names = matching_models(args.pattern)
     if not names:
         print(f"No model matches {args.pattern!r}. Known: {', '.join(list_models())}")
         return 1

@@ -688,8 +688,8 @@ for _d in RESNET_DEPTHS:
     _app_v2 = _app and f"{_app}V2"
     _register(f"resnet{_d}", ResNet, "resnet_v1", "caffe", _app, depth=_d)
     _register(f"resnet{_d}v2", ResNet, "resnet_v2", "tf", _app_v2, depth=_d, preact=True)
-    _register(f"plain{_d}", ResNet, "plain", "caffe", depth=_d, shortcut=False)
+    _register(f"plain{_d}", ResNet, "resnet_plain", "caffe", depth=_d, shortcut=False)
 for _d in SMALL_RESNET_DEPTHS:
     _register(f"resnet{_d}", SmallResNet, "resnet_small", "unit", depth=_d)
-    _register(f"plain{_d}", SmallResNet, "plain_small", "unit", depth=_d, shortcut=False)
+    _register(f"plain{_d}", SmallResNet, "resnet_plain_small", "unit", depth=_d, shortcut=False)
 del _d, _app, _app_v2

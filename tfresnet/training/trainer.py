@@ -231,7 +231,9 @@ def train(
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy(config.mixed_precision)
     try:
-        return _train(config, run_dir)
+        # Building, compiling and fitting must all happen in the strategy's scope.
+        with _strategy(config):
+            return _train(config, run_dir)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
@@ -246,8 +248,7 @@ def _train(config: TrainConfig, run_dir: str) -> RunResult:
         val_ds = _limit(_one_hot(val_ds, data.num_classes), eval_limit)
     steps_per_epoch = _steps_per_epoch(data, config)
 
-    with _strategy(config):
-        model = build_model(config, data.input_shape, data.num_classes)
+    model = build_model(config, data.input_shape, data.num_classes)
     first = config.fine_tune_layer()
     if config.fine_tune_epochs and first is not None and first not in {layer.name for layer in model.layers}:
         # Checked now, not after phase 1 has trained for nothing.
