@@ -29,7 +29,8 @@ from tfresnet.training.callbacks import make_callbacks
 from tfresnet.training.config import ConfigError, TrainConfig
 from tfresnet.training.schedules import make_schedule
 
-__all__ = ["RunResult", "train", "build_model", "load_data", "smoke_config", "prepare_run_dir"]
+__all__ = ["RunResult", "train", "build_model", "load_data", "compile_model", "one_hot_labels",
+           "steps_per_epoch_of", "smoke_config", "prepare_run_dir"]
 
 # An optimizer per name; `lr` is a float or a schedule.
 OPTIMIZERS = {
@@ -128,7 +129,8 @@ def build_model(config: TrainConfig, input_shape, num_classes: int) -> keras.Mod
     return model
 
 
-def _one_hot(dataset, num_classes: int):
+def one_hot_labels(dataset, num_classes: int):
+    """Labels as one-hot vectors, which label smoothing and MixUp/CutMix need."""
     import tensorflow as tf
 
     def encode(images, labels):
@@ -143,7 +145,8 @@ def _limit(dataset, batches: int | None):
     return dataset if dataset is None or batches is None else dataset.take(batches)
 
 
-def _steps_per_epoch(data, config: TrainConfig) -> int:
+def steps_per_epoch_of(data, config: TrainConfig) -> int:
+    """Optimizer steps in one epoch of the bundle's training split, capped by `steps_per_epoch`."""
     # From the example count: pipelines that skip undecodable files have unknown cardinality.
     steps = math.ceil(data.num_examples["train"] / data.batch_size)
     return min(steps, config.steps_per_epoch) if config.steps_per_epoch else steps
@@ -179,7 +182,8 @@ def _jit_compile(config: TrainConfig):
     return "auto"
 
 
-def _compile(model, config: TrainConfig, steps_per_epoch: int, *, epochs: int, peak: float) -> None:
+def compile_model(model, config: TrainConfig, steps_per_epoch: int, *, epochs: int, peak: float) -> None:
+    """Compiles with the config's optimizer, schedule (over `epochs`, peaking at `peak`) and loss."""
     # ReduceLROnPlateau needs a plain float to lower.
     lr = peak if config.reduce_lr_on_plateau else make_schedule(config, steps_per_epoch, epochs=epochs, peak=peak)
     model.compile(
@@ -242,11 +246,11 @@ def _train(config: TrainConfig, run_dir: str) -> RunResult:
     data = load_data(config)
     limit = config.steps_per_epoch
     eval_limit = _SMOKE_BATCHES if config.smoke else None
-    train_ds = _limit(_one_hot(data.train, data.num_classes), limit)
+    train_ds = _limit(one_hot_labels(data.train, data.num_classes), limit)
     val_ds = data.validation
     if val_ds is not None:
-        val_ds = _limit(_one_hot(val_ds, data.num_classes), eval_limit)
-    steps_per_epoch = _steps_per_epoch(data, config)
+        val_ds = _limit(one_hot_labels(val_ds, data.num_classes), eval_limit)
+    steps_per_epoch = steps_per_epoch_of(data, config)
 
     model = build_model(config, data.input_shape, data.num_classes)
     first = config.fine_tune_layer()
@@ -277,7 +281,7 @@ def _train(config: TrainConfig, run_dir: str) -> RunResult:
         if os.path.exists(done):  # finished before a restart
             model.load_weights(done)
         else:
-            _compile(model, config, steps_per_epoch, epochs=phase["epochs"], peak=phase["lr"])
+            compile_model(model, config, steps_per_epoch, epochs=phase["epochs"], peak=phase["lr"])
             fit = model.fit(
                 train_ds,
                 validation_data=val_ds,
@@ -303,8 +307,8 @@ def _train(config: TrainConfig, run_dir: str) -> RunResult:
     test_split = "test" if data.test is not None else "validation"
     metrics = {"split": test_split, "model": config.model, "data": config.data}
     if test_ds is not None:
-        test_ds = _limit(_one_hot(test_ds, data.num_classes), eval_limit)
-        _compile(model, config, steps_per_epoch, epochs=1, peak=config.lr)
+        test_ds = _limit(one_hot_labels(test_ds, data.num_classes), eval_limit)
+        compile_model(model, config, steps_per_epoch, epochs=1, peak=config.lr)
         loss, _ = model.evaluate(test_ds, verbose=0)
         metrics["loss"] = float(loss)
         metrics.update(report.evaluate(model, test_ds, data.num_classes))
