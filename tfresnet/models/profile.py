@@ -134,11 +134,11 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    header = f"{'name':<20} {'family':<14} {'input':<13} {'params':>12} {'MACs':>9}"
+    header = f"{'name':<20} {'family':<18} {'input':<13} {'params':>12} {'MACs':>9}"
     print(header)
     print("-" * len(header))
     for row in rows:
         shape = "x".join(str(d) for d in row["input_shape"])
-        print(f"{row['name']:<20} {row['family']:<14} {shape:<13} {row['params']:>12,} "
+        print(f"{row['name']:<20} {row['family']:<18} {shape:<13} {row['params']:>12,} "
               f"{_human(row['macs']):>9}")
     return 0
