@@ -95,3 +95,15 @@ def test_label_mixing_needs_categorical_labels(tmp_path):
     root = fakes.write_class_folders(tmp_path, {"a": 2, "b": 2})
     with pytest.raises(ValueError, match="categorical"):
         data.load(f"folder:{root}", augment="strong", label_mode="int", verbose=0)
+
+
+def test_label_dtype_survives_augmentation():
+    import numpy as np
+
+    from tfresnet.data import build_augmentation
+
+    images = np.full((2, 16, 16, 3), 128.0, "float32")
+    labels = np.array([0, 1], "int32")
+    for preset in ("light", "standard", "mnist-shift"):
+        _, out = build_augmentation(preset, seed=0)(images, labels)
+        assert out.dtype == "int32", preset

@@ -114,8 +114,10 @@ class Augmentation:
         data = {"images": images, "labels": labels}
         for step in self.steps:
             data = step(data, training=True)
-        # Interpolation and contrast can overshoot slightly; keep the [0, 255] contract.
-        return tf.clip_by_value(data["images"], 0.0, 255.0), data["labels"]
+        # Interpolation and contrast can overshoot slightly; keep the [0, 255] contract. Keras
+        # layers given a dict cast labels to float; unmixed labels stay the int32 ids they were.
+        images = tf.clip_by_value(data["images"], 0.0, 255.0)
+        return images, (data["labels"] if self.mixes_labels else labels)
 
     def __repr__(self):
         names = ", ".join(
