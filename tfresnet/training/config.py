@@ -15,13 +15,24 @@ import types
 import typing
 from typing import Any, Literal
 
-__all__ = ["TrainConfig", "ConfigError", "apply_overrides"]
+__all__ = ["TrainConfig", "ConfigError", "apply_overrides", "tunable_keys", "is_integer_key"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
 PRECISIONS = (None, "mixed_float16", "mixed_bfloat16")
 STRATEGIES = (None, "mirrored", "multiworker")
 RESIZE_MODES = ("resize", "crop", "pad")
+# `tune` search spaces: the keys of a range, and how its values are spread.
+TUNE_RANGE_KEYS = ("min", "max", "step", "sampling")
+TUNE_SAMPLINGS = ("linear", "log", "reverse_log")
+# Fields a search may not vary: they say what the run is (its data, its validation set, the
+# metric that scores it) or how it runs, not how well the model learns. Comparing trials that
+# differ in them would compare different questions.
+UNTUNABLE = frozenset({
+    "tune", "data", "data_dir", "data_args", "validation_split", "monitor", "seed", "smoke",
+    "verbose", "export", "steps_per_epoch", "tensorboard", "cache", "strategy", "weights",
+    "fine_tune_from", "step_epochs", "model_args",
+})
 
 
 class ConfigError(ValueError):
@@ -81,6 +92,8 @@ class TrainConfig:
     smoke: bool = False                  # shrink to seconds, for tests
     steps_per_epoch: int | None = None   # cap batches per epoch (smoke runs)
     verbose: int = 2                     # keras fit verbosity
+    # --- hyperparameter search (`tfresnet tune`; `tfresnet train` ignores it) -----------------
+    tune: dict = dataclasses.field(default_factory=dict)  # key -> [choices] or {min, max, step, sampling}
 
     def validate(self) -> TrainConfig:
         """Checks every value; returns self.
@@ -135,6 +148,7 @@ class TrainConfig:
                 f"model={self.model!r}; add --set fine_tune_from.{self.model}=LAYER_NAME."
             )
         self._check_names()
+        self._check_tune()
         return self
 
     def fine_tune_layer(self) -> str | None:
@@ -164,6 +178,39 @@ class TrainConfig:
                 f"augment: unknown preset {self.augment!r}; choose one of {', '.join(presets)}."
             )
 
+    def _check_tune(self) -> None:
+        """Checks the search space: known tunable keys, well-formed choices and ranges, and that
+        every choice and both ends of every range make a valid config on their own."""
+        hints = _hints()
+        for key, spec in self.tune.items():
+            if spec is None:  # `--set tune.KEY=null` takes a key out of the search
+                continue
+            base, _, sub = key.partition(".")
+            if sub and base != "model_args":
+                raise ConfigError(
+                    f"tune.{key}: only model_args entries can be tuned by name "
+                    f"(tune.model_args.NAME). Received tune key {key!r}"
+                )
+            if not sub and base not in hints:
+                raise ConfigError(f"tune: {_unknown_key_message(base, tunable_keys())}")
+            if not sub and (base in UNTUNABLE or dict in _allowed(hints[base])[0]
+                            or list in _allowed(hints[base])[0]):
+                raise ConfigError(
+                    f"tune.{key}: {key} cannot be tuned (it defines the run rather than how well "
+                    f"it learns). Tunable keys: {', '.join(tunable_keys())}."
+                )
+            for value in _tune_candidates(key, spec):
+                self._check_tune_value(key, value)
+
+    def _check_tune_value(self, key: str, value: Any) -> None:
+        base, _, sub = key.partition(".")
+        changes = {"tune": {}}
+        changes[base] = {**self.model_args, sub: value} if sub else value
+        try:
+            dataclasses.replace(self, **changes).validate()
+        except ConfigError as err:
+            raise ConfigError(f"tune.{key}: the value {value!r} is not valid: {err}") from None
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -182,6 +229,75 @@ class TrainConfig:
 
 def _hints() -> dict:
     return typing.get_type_hints(TrainConfig)
+
+
+def tunable_keys() -> list[str]:
+    """The config keys a `tune` search space may name (plus ``model_args.NAME`` entries)."""
+    return [name for name, hint in _hints().items()
+            if name not in UNTUNABLE and not {dict, list} & set(_allowed(hint)[0])]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _tune_candidates(key: str, spec: Any) -> list:
+    """The values of one search-space entry to check: every choice, or both ends of a range.
+
+    Raises:
+        ConfigError: for an entry that is neither a list of choices nor a valid range.
+    """
+    if isinstance(spec, list):
+        if not spec:
+            raise ConfigError(f"tune.{key}: the list of choices is empty.")
+        if not all(isinstance(v, (str, int, float, bool)) for v in spec):
+            raise ConfigError(
+                f"tune.{key}: choices must be strings, numbers or booleans. Received {spec!r}"
+            )
+        # KerasTuner's Choice holds values of one type; ints and floats mix as numbers.
+        kinds = {bool if isinstance(v, bool) else float if _is_number(v) else str for v in spec}
+        if len(kinds) > 1:
+            raise ConfigError(f"tune.{key}: choices must all be of one type. Received {spec!r}")
+        if len(set(spec)) != len(spec):
+            raise ConfigError(f"tune.{key}: choices repeat a value. Received {spec!r}")
+        return list(spec)
+    if not isinstance(spec, dict):
+        raise ConfigError(
+            f"tune.{key} must be a list of choices, e.g. [64, 128], or a range, e.g. "
+            f'{{"min": 1e-4, "max": 1e-2, "sampling": "log"}}. Received {spec!r}'
+        )
+    unknown = sorted(set(spec) - set(TUNE_RANGE_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"tune.{key}: unknown range keys {unknown}; a range takes {', '.join(TUNE_RANGE_KEYS)}. "
+            f"Received {spec!r}"
+        )
+    low, high = spec.get("min"), spec.get("max")
+    if not (_is_number(low) and _is_number(high)):
+        raise ConfigError(f"tune.{key}: a range needs numeric min and max. Received {spec!r}")
+    if not low < high:
+        raise ConfigError(f"tune.{key}: min must be below max. Received {spec!r}")
+    sampling = spec.get("sampling", "linear")
+    if sampling not in TUNE_SAMPLINGS:
+        raise ConfigError(
+            f"tune.{key}: sampling must be one of {', '.join(TUNE_SAMPLINGS)}. Received {spec!r}"
+        )
+    if sampling != "linear" and low <= 0:
+        raise ConfigError(f"tune.{key}: {sampling} sampling needs min > 0. Received {spec!r}")
+    step = spec.get("step")
+    if step is not None and not (_is_number(step) and step > 0):
+        raise ConfigError(f"tune.{key}: step must be a positive number. Received {spec!r}")
+    if is_integer_key(key) and not all(isinstance(v, int) for v in (low, high, step or 1)):
+        raise ConfigError(f"tune.{key}: {key} is an integer; min, max and step must be too. Received {spec!r}")
+    return [low, high]
+
+
+def is_integer_key(key: str) -> bool:
+    """Whether a search-space key takes integers only (``epochs``, ``batch_size``, ...)."""
+    if key.startswith("model_args."):
+        return False  # family arguments are untyped; a range of ints over them is an Int anyway
+    kinds = _allowed(_hints()[key])[0]
+    return int in kinds and float not in kinds
 
 
 def _allowed(hint) -> tuple[list, list]:

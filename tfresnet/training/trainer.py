@@ -307,11 +307,7 @@ def _train(config: TrainConfig, run_dir: str) -> RunResult:
     test_split = "test" if data.test is not None else "validation"
     metrics = {"split": test_split, "model": config.model, "data": config.data}
     if test_ds is not None:
-        test_ds = _limit(one_hot_labels(test_ds, data.num_classes), eval_limit)
-        compile_model(model, config, steps_per_epoch, epochs=1, peak=config.lr)
-        loss, _ = model.evaluate(test_ds, verbose=0)
-        metrics["loss"] = float(loss)
-        metrics.update(report.evaluate(model, test_ds, data.num_classes))
+        metrics.update(report.evaluate(model, _limit(test_ds, eval_limit), data.num_classes))
     metrics["train_seconds"] = round(train_seconds, 2)
     metrics["examples_per_second"] = round(seen / train_seconds, 1) if seen else None
     metrics["epochs_run"] = int(history["epoch"].max()) + 1 if not history.empty else 0
