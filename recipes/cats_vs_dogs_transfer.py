@@ -4,6 +4,10 @@ Run (DATA_DIR holds PetImages/Cat and PetImages/Dog, or tensorflow-datasets down
     python recipes/cats_vs_dogs_transfer.py --set data_dir=DATA_DIR
     tfresnet train recipes/cats_vs_dogs_transfer.py --set smoke=true --set weights=none \\
         --set data_dir=PATH_TO_PETIMAGES
+
+Expected result and time: not measured yet. Both need the ImageNet weights and the full dataset,
+and the development machine (2-core CPU, no network) has neither; the smoke run above is what the
+tests exercise.
 """
 
 import dataclasses

@@ -10,6 +10,10 @@ ImageNet weights through keras.applications; offline, pass a downloaded file wit
 Phase 1 trains only the new classifier on a frozen backbone; phase 2 unfreezes the top of the
 backbone and recompiles at a learning rate 100x lower. Batch norm stays in inference mode in both
 phases (see tfresnet.training.finetune for why).
+
+Expected result and time: not measured yet. Both need the ImageNet weights and the full dataset,
+and the development machine (2-core CPU, no network) has neither; the smoke run above is what the
+tests exercise.
 """
 
 from tfresnet.runner import main
