@@ -297,6 +297,8 @@ def _train(config: TrainConfig, run_dir: str) -> RunResult:
         history = report.deduplicate_history(history_path)
         first_epoch = int(history["epoch"].max()) + 1 if not history.empty else first_epoch
     train_seconds = time.perf_counter() - start
+    with contextlib.suppress(OSError):  # each phase's backup is gone once it finished
+        os.rmdir(os.path.join(run_dir, "backup"))
 
     best = os.path.join(run_dir, "checkpoints", "best.weights.h5")
     if os.path.exists(best) and not config.early_stopping:
