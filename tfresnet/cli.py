@@ -17,6 +17,7 @@ COMMANDS = {
     "list-models": ("tfresnet.models.profile", "list registered models with parameters and multiply-adds"),
     "scan-data": ("tfresnet.data.scan", "validate an image dataset folder and report what would be skipped"),
     "export": ("tfresnet.export", "export a trained run as SavedModel, TFLite or ONNX"),
+    "tune": ("tfresnet.tuning.cli", "search a recipe's tune space: tfresnet tune recipes/NAME.py [--tuner random]"),
 }
 
 

@@ -56,3 +56,29 @@ def test_round_trip_through_json():
     assert again == config
     with pytest.raises(ConfigError, match="Unknown config key 'colour'"):
         TrainConfig.from_dict({"colour": "red"})
+
+
+def test_tune_space_is_checked_naming_the_key():
+    space = {"model": ["convnet", "resnet20"], "l2": {"min": 1e-5, "max": 1e-3, "sampling": "log"},
+             "dropout": {"min": 0.0, "max": 0.5}, "batch_size": [64, 128], "augment": ["none", "mnist-shift"]}
+    config = TrainConfig(tune=space)
+    assert config.validate() is config
+    assert TrainConfig.from_dict(json.loads(config.to_json())) == config
+    bad = [
+        ({"modle": ["convnet"]}, "tune: Unknown config key 'modle'. Did you mean model"),
+        ({"data": ["mnist"]}, "tune.data: data cannot be tuned"),
+        ({"model": ["convnet", "resnet5"]}, "tune.model: the value 'resnet5' is not valid"),
+        ({"augment": ["none", "extreme"]}, "tune.augment: the value 'extreme' is not valid"),
+        ({"dropout": {"min": 0.0, "max": 1.0}}, "tune.dropout: the value 1.0 is not valid: dropout must be in"),
+        ({"lr": {"min": 0.1, "max": 0.01}}, "tune.lr: min must be below max"),
+        ({"lr": {"min": 0, "max": 0.1, "sampling": "log"}}, "tune.lr: log sampling needs min > 0"),
+        ({"lr": {"min": 0.01, "max": 0.1, "smapling": "log"}}, "tune.lr: unknown range keys \\['smapling'\\]"),
+        ({"batch_size": {"min": 16, "max": 64.5}}, "tune.batch_size: batch_size is an integer"),
+        ({"dropout": [0.1, "high"]}, "tune.dropout: choices must all be of one type"),
+        ({"lr": []}, "tune.lr: the list of choices is empty"),
+        ({"lr": 0.01}, "tune.lr must be a list of choices"),
+        ({"optimizer.beta": [0.9]}, "tune.optimizer.beta: only model_args entries"),
+    ]
+    for space, match in bad:
+        with pytest.raises(ConfigError, match=match):
+            TrainConfig(tune=space).validate()

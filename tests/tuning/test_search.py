@@ -1,0 +1,116 @@
+"""Smoke searches with every tuner: the results table, its files, and the best model kept as trained."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from tfresnet.cli import main
+from tfresnet.training.config import ConfigError
+from tfresnet.tuning import TUNERS, tune
+from tfresnet.tuning.search import SETTINGS_FILE
+
+from .conftest import CLI_SETS, RECIPE, SPACE
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def check_search(run_dir, *, trials: int) -> pd.DataFrame:
+    """What every finished search writes: one row per trial, the plot, and the best model."""
+    frame = pd.read_csv(run_dir / "results.csv")
+    assert list(frame["trial_id"]) == list(range(trials))
+    assert set(frame["status"]) == {"COMPLETED"}
+    assert {"trial_id", "status", "lr", "dropout", "val_accuracy", "best_epoch", "wall_seconds",
+            "parameters", "reason"} <= set(frame.columns)
+    assert frame["lr"].between(1e-4, 1e-2).all() and frame["dropout"].isin([0.0, 0.25]).all()
+    assert frame["val_accuracy"].between(0, 1).all() and (frame["wall_seconds"] > 0).all()
+    assert (frame["parameters"] == 34_826).all()  # keras.io's ConvNet: the registry model, not a copy
+    assert (run_dir / "results.png").read_bytes()[:8] == PNG_MAGIC
+
+    best = frame.loc[frame["val_accuracy"].idxmax()]
+    metrics = json.loads((run_dir / "best" / "metrics.json").read_text())
+    assert metrics["val_accuracy"] == pytest.approx(best["val_accuracy"])
+    # Loaded from the trial's best-epoch checkpoint, not retrained: it scores what the search recorded.
+    assert metrics["validation_accuracy"] == pytest.approx(best["val_accuracy"], abs=1e-6)
+    assert metrics["split"] == "test" and 0 <= metrics["accuracy"] <= 1
+    config = json.loads((run_dir / "best" / "config.json").read_text())
+    assert config["lr"] == pytest.approx(best["lr"]) and config["dropout"] == best["dropout"]
+    assert config["tune"] == {}  # a plain training config, ready to train the winner longer
+    assert json.loads((run_dir / "best" / "class_names.json").read_text()) == [str(d) for d in range(10)]
+    assert (run_dir / "best" / "model.keras").exists()
+    return frame
+
+
+@pytest.mark.parametrize("tuner", ["bayesian", "grid", "hyperband"])
+def test_smoke_search_per_tuner(tuner, tiny_config, tmp_path):
+    space = dict(SPACE)
+    if tuner == "grid":
+        space["lr"] = [1e-3, 3e-3]  # a grid needs finite choices
+    result = tune(tiny_config(tune=space, lr=1e-3), tmp_path, tuner=tuner, max_trials=3)
+    assert result.error is None and result.role == "single"
+    frame = check_search(tmp_path, trials=3)
+    assert list(result.results["trial_id"].astype(int)) == list(frame["trial_id"])
+    assert list(result.results["val_accuracy"]) == pytest.approx(list(frame["val_accuracy"]))
+    if tuner == "grid":
+        # The grid starts from the recipe as written, then walks the combinations once each.
+        assert (frame.loc[0, "lr"], frame.loc[0, "dropout"]) == (1e-3, 0.0)
+        assert not frame.duplicated(["lr", "dropout"]).any()
+    if tuner == "hyperband":
+        assert (frame["tuner/epochs"] == 1).all()  # smoke trials run one epoch; Hyperband obeys it
+
+
+def test_cli_random_search_prints_table_writes_files_and_exports(tmp_path, capsys):
+    run_dir = tmp_path / "search"
+    args = ["tune", str(RECIPE), "--max-trials", "3", "--run-dir", str(run_dir), *CLI_SETS,
+            "--set", "smoke=false", "--set", "epochs=1", "--set", "steps_per_epoch=2",
+            "--set", "batch_size=16", "--set", "verbose=0", "--set", "jit_compile=false",
+            "--set", "export=true"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "trial_id" in out and "val_accuracy" in out and "best trial" in out and "SavedModel" in out
+    check_search(run_dir, trials=3)
+    assert (run_dir / "best" / "export" / "saved_model" / "saved_model.pb").exists()
+    settings = json.loads((run_dir / SETTINGS_FILE).read_text())
+    assert settings["tuner"] == "random" and settings["config"]["tune"] == SPACE
+
+    # TensorBoard: the HParams experiment at the root, one session per trial beside its curves.
+    assert plugins_in(run_dir / "tensorboard", recursive=False) >= {"hparams"}
+    for trial_id in range(3):
+        assert plugins_in(run_dir / "tensorboard" / str(trial_id)) >= {"hparams"}
+        assert list((run_dir / "tensorboard" / str(trial_id)).rglob("validation/*tfevents*"))
+
+    # The same run directory with another tuner or config would mix two searches.
+    assert main(["tune", str(RECIPE), "--tuner", "bayesian", "--run-dir", str(run_dir), *CLI_SETS]) == 2
+    assert "holds a random search" in capsys.readouterr().err
+    assert main([*args, "--set", "l2=0.001"]) == 2
+    assert "l2: 0.0 -> 0.001" in capsys.readouterr().err
+
+
+def plugins_in(folder, recursive: bool = True) -> set[str]:
+    """Names of the TensorBoard plugins whose summaries the event files under `folder` hold."""
+    import tensorflow as tf
+
+    names = set()
+    for path in folder.rglob("*tfevents*") if recursive else folder.glob("*tfevents*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                names.add(value.metadata.plugin_data.plugin_name)
+    return names
+
+
+def test_bad_search_settings_fail_before_any_trial(tiny_config, tmp_path):
+    with pytest.raises(ConfigError, match="grid search needs a step"):
+        tune(tiny_config(), tmp_path / "a", tuner="grid")
+    with pytest.raises(ConfigError, match="Hyperband decides each trial's epochs"):
+        tune(tiny_config(tune={**SPACE, "epochs": [1, 2]}), tmp_path / "b", tuner="hyperband")
+    with pytest.raises(ConfigError, match="no search space"):
+        tune(tiny_config(tune={}), tmp_path / "c")
+    with pytest.raises(ConfigError, match="Unknown tuner 'annealing'"):
+        tune(tiny_config(), tmp_path / "d", tuner="annealing")
+    assert not (tmp_path / "a").exists()  # nothing written for a search that cannot start
+
+
+def test_tuners_by_name():
+    assert set(TUNERS) == {"random", "bayesian", "grid", "hyperband"}

@@ -1,0 +1,130 @@
+"""``tfresnet tune RECIPE``: search a recipe's `tune` space, print the results, export the best.
+
+    tfresnet tune recipes/tune_mnist.py --max-trials 6
+    tfresnet tune recipes/tune_mnist.py --tuner bayesian --max-trials 20 --run-dir runs/mnist-search
+    tfresnet tune recipes/tune_mnist.py --workers 2 --run-dir runs/mnist-search   # 2 local workers
+
+The same command again continues the search in its ``--run-dir`` (after a kill -9 too). The
+export step lives here, above both `tuning` and `export` in the import graph (as in
+`tfresnet.runner` for training).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+__all__ = ["add_arguments", "run", "worker_command"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the ``tfresnet tune`` arguments."""
+    from tfresnet.tuning.tuners import TUNERS
+
+    parser.add_argument("recipe", help="a recipe file with a tune section, e.g. recipes/tune_mnist.py")
+    parser.add_argument("--tuner", choices=list(TUNERS), default="random",
+                        help="search algorithm (default random)")
+    parser.add_argument("--max-trials", type=int, default=10,
+                        help="trials in all, counting those a continued search already ran (default 10)")
+    parser.add_argument("--run-dir", default=None,
+                        help="search directory (default runs/<recipe>-tune-<time>); an existing "
+                             "search there is continued")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key (repeatable), e.g. --set epochs=3 or "
+                             "--set 'tune.lr={\"min\": 1e-4, \"max\": 1e-2, \"sampling\": \"log\"}'")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="run trials in N local worker processes (KerasTuner's chief/worker mode)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds a distributed search may take before it stops (it stays resumable)")
+    parser.add_argument("--rpc-timeout", type=float, default=600.0,
+                        help="seconds a worker waits for the chief's oracle to answer (default 600)")
+    parser.add_argument("--max-consecutive-failed", type=int, default=3,
+                        help="failed trials in a row that stop the search (default 3)")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the resolved config and exit without searching")
+
+
+def worker_command(args: argparse.Namespace, run_dir: str) -> list[str]:
+    """The command a local worker runs: this search's own arguments, without ``--workers``."""
+    command = [sys.executable, "-m", "tfresnet", "tune", os.path.abspath(args.recipe),
+               "--tuner", args.tuner, "--max-trials", str(args.max_trials),
+               "--run-dir", os.path.abspath(run_dir), "--rpc-timeout", str(args.rpc_timeout),
+               "--max-consecutive-failed", str(args.max_consecutive_failed)]
+    for item in args.overrides:
+        command += ["--set", item]
+    return command
+
+
+def _summary(result, export_dir: str | None, objective: str) -> list[tuple[str, object]]:
+    rows = [("run dir", result.run_dir)]
+    frame = result.results
+    if not frame.empty:
+        counts = frame["status"].value_counts().to_dict()
+        rows.append(("trials", ", ".join(f"{n} {status.lower()}" for status, n in counts.items())))
+    rows.append(("results", os.path.join(result.run_dir, "results.csv")))
+    rows.append(("plot", os.path.join(result.run_dir, "results.png")))
+    if result.best:
+        b = result.best
+        rows.append(("best trial", f"{b['trial_id']} ({b['model']}, {b['parameters']:,} parameters)"))
+        rows.append((f"best {objective}", f"{b[objective]:.4f} (epoch {b['best_epoch'] + 1})"))
+        rows.append((f"{b['split']} accuracy", f"{b['accuracy']:.4f} on {b['examples']:,} images"))
+        rows.append(("best model", result.best_dir))
+    if export_dir:
+        rows.append(("SavedModel", export_dir))
+    rows.append(("wall time", f"{result.seconds:.1f} s"))
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``tfresnet tune`` verb. Exit codes: 0 done, 1 stopped early, 2 bad config or recipe."""
+    from tfresnet.runner import load_recipe
+    from tfresnet.training.config import ConfigError, apply_overrides
+    from tfresnet.tuning.search import tune
+
+    start = time.perf_counter()
+    try:
+        name, get_config = load_recipe(args.recipe)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        config = apply_overrides(get_config(), args.overrides).validate()
+        if args.print_config:
+            print(config.to_json())
+            return 0
+        if args.workers < 0:
+            raise ConfigError(f"--workers must be >= 0. Received {args.workers}")
+        run_dir = args.run_dir or os.path.join("runs", f"{name}-tune-{time.strftime('%Y%m%d-%H%M%S')}")
+        result = tune(
+            config, run_dir, tuner=args.tuner, max_trials=args.max_trials, recipe=name,
+            workers=args.workers, worker_command=worker_command(args, run_dir) if args.workers else None,
+            timeout=args.timeout, rpc_timeout=args.rpc_timeout,
+            max_consecutive_failed_trials=args.max_consecutive_failed,
+        )
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if result.role == "worker":
+        return 0
+    export_dir = None
+    if result.best_dir and config.export:
+        from tfresnet.export import export_run
+
+        export_dir = export_run(result.best_dir)
+    result.seconds = time.perf_counter() - start
+    print("\n" + result.table())
+    print("\n" + "=" * 60)
+    rows = _summary(result, export_dir, config.monitor)
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    print("=" * 60)
+    if result.error:
+        print(f"error: the search stopped early: {result.error}", file=sys.stderr)
+        return 1
+    if not result.best:
+        print("error: no trial completed; see the reason column above.", file=sys.stderr)
+        return 1
+    return 0
