@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -132,8 +133,6 @@ def list_models(pattern: str | None = None) -> list[str]:
 
 def _natural_key(name: str) -> tuple:
     # "resnet18" before "resnet101": sort digit runs as numbers.
-    import re
-
     return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name))
 
 
