@@ -18,6 +18,7 @@ COMMANDS = {
     "scan-data": ("tfresnet.data.scan", "validate an image dataset folder and report what would be skipped"),
     "export": ("tfresnet.export", "export a trained run as SavedModel, TFLite or ONNX"),
     "tune": ("tfresnet.tuning.cli", "search a recipe's tune space: tfresnet tune recipes/NAME.py [--tuner random]"),
+    "bench": ("tfresnet.bench.cli", "benchmarks: tfresnet bench [--suite throughput|time-to-accuracy|serving|all]"),
 }
 
 

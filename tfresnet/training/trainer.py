@@ -209,6 +209,7 @@ def train(
     *,
     resume: bool = False,
     recipe: str = "run",
+    callbacks: list | None = None,
 ) -> RunResult:
     """Trains, evaluates and saves one run.
 
@@ -217,6 +218,8 @@ def train(
         run_dir: output directory; default ``runs/<recipe>-<timestamp>``.
         resume: continue the run in `run_dir` from its last backup.
         recipe: the recipe's name, for the default run directory.
+        callbacks: extra Keras callbacks for every phase's `fit`, after the config's own (e.g.
+            a benchmark's probe; one that sets ``model.stop_training`` ends the phase).
 
     Returns:
         A `RunResult`.
@@ -237,12 +240,12 @@ def train(
     try:
         # Building, compiling and fitting must all happen in the strategy's scope.
         with _strategy(config):
-            return _train(config, run_dir)
+            return _train(config, run_dir, list(callbacks or []))
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _train(config: TrainConfig, run_dir: str) -> RunResult:
+def _train(config: TrainConfig, run_dir: str, extra_callbacks: list) -> RunResult:
     data = load_data(config)
     limit = config.steps_per_epoch
     eval_limit = _SMOKE_BATCHES if config.smoke else None
@@ -288,7 +291,7 @@ def _train(config: TrainConfig, run_dir: str) -> RunResult:
                 initial_epoch=first_epoch,
                 epochs=first_epoch + phase["epochs"],
                 callbacks=make_callbacks(config, run_dir, phase=phase["name"],
-                                         has_validation=val_ds is not None),
+                                         has_validation=val_ds is not None) + extra_callbacks,
                 verbose=config.verbose,
                 shuffle=False,  # the tf.data pipeline shuffles; fit cannot shuffle a Dataset
             )

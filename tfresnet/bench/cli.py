@@ -1,0 +1,140 @@
+"""`tfresnet bench`: run benchmark suites, write one JSON file each, print Markdown tables.
+
+    tfresnet bench --suite all                      # ~15 minutes on 2 CPU cores
+    tfresnet bench --suite throughput --models resnet50 --batch-size 64
+    tfresnet bench --suite time-to-accuracy --data-dir ../shared/data
+    tfresnet bench --smoke                          # every suite in seconds (tests)
+    KERAS_BACKEND=jax tfresnet bench --suite throughput   # machines without TensorFlow
+
+Suites (`SUITES`): ``throughput`` (training examples/s of tfresnet and plain Keras side by side,
+multiply-adds, achieved FLOP/s and the fraction of a matmul peak measured in the same run),
+``time-to-accuracy`` (mnist_convnet against mnist_fast on full MNIST) and ``serving`` (the
+exported SavedModel's signature against `predict`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+
+# suite -> (module, JSON file name); run(**options) and format_tables(result) in each module.
+SUITES = {
+    "throughput": ("tfresnet.bench.throughput", "throughput.json"),
+    "time-to-accuracy": ("tfresnet.bench.time_to_accuracy", "time_to_accuracy.json"),
+    "serving": ("tfresnet.bench.serving", "serving.json"),
+}
+# Suites that need TensorFlow itself (tf.data, SavedModel), not just a Keras backend.
+NEEDS_TENSORFLOW = ("time-to-accuracy", "serving")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--suite", action="append", choices=[*SUITES, "all"], default=None,
+                        help="suite to run (repeatable); default all")
+    parser.add_argument("--smoke", action="store_true", help="every suite in seconds, to check the machinery")
+    parser.add_argument("--out-dir", default=os.path.join("benchmarks", "results"),
+                        help="folder for the JSON files (default benchmarks/results)")
+    group = parser.add_argument_group("throughput")
+    group.add_argument("--models", nargs="+", default=None,
+                       help="models to time (default resnet20 resnet50 mobilenetv2 vgg16)")
+    group.add_argument("--batch-size", type=int, default=None, help="one batch size for every model")
+    group.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="TrainConfig override for the tfresnet side, e.g. steps_per_execution=4")
+    group = parser.add_argument_group("time-to-accuracy")
+    group.add_argument("--data-dir", default=None,
+                       help="folder with mnist.npz (default $TFRESNET_DATA_DIR, else ../shared/data)")
+    group.add_argument("--recipes", nargs=2, default=None, metavar=("BASELINE", "CONTENDER"),
+                       help="recipe files to compare (default recipes/mnist_convnet.py recipes/mnist_fast.py)")
+    group.add_argument("--targets", nargs="+", type=float, default=None, help="test accuracies (default 0.99 0.995)")
+    group.add_argument("--max-seconds", type=float, default=360.0,
+                       help="stop a recipe after this much training (default 360)")
+    group = parser.add_argument_group("serving")
+    group.add_argument("--serving-models", nargs="+", default=None, help="default resnet20 mobilenetv2")
+    group.add_argument("--serving-batch-sizes", nargs="+", type=int, default=None, help="default 1 64")
+
+
+def _options(suite: str, args) -> dict:
+    if suite == "throughput":
+        return {"models": args.models, "batch_size": args.batch_size, "overrides": args.overrides,
+                "smoke": args.smoke}
+    if suite == "time-to-accuracy":
+        options = {"data_dir": args.data_dir, "max_seconds": args.max_seconds, "smoke": args.smoke}
+        if args.recipes:
+            options["recipes"] = tuple(args.recipes)
+        if args.targets:
+            options["targets"] = tuple(args.targets)
+        return options
+    options = {"models": args.serving_models, "smoke": args.smoke}
+    if args.serving_batch_sizes:
+        options["batch_sizes"] = tuple(args.serving_batch_sizes)
+    return options
+
+
+def _check(args) -> list[str]:
+    """The suites to run; fails before any runs on a bad choice."""
+    suites = list(SUITES) if not args.suite or "all" in args.suite else list(dict.fromkeys(args.suite))
+    for key, value in (("--batch-size", args.batch_size), ("--max-seconds", args.max_seconds)):
+        if value is not None and value <= 0:
+            raise ValueError(f"{key} must be > 0. Received {key} {value}")
+    for target in args.targets or ():
+        if not 0 < target <= 1:
+            raise ValueError(f"--targets are accuracies in (0, 1]. Received {target}")
+    for path in args.recipes or ():
+        if not os.path.isfile(path):
+            raise ValueError(f"--recipes: no recipe file {path!r}")
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        skipped = [s for s in suites if s in NEEDS_TENSORFLOW]
+        if skipped and args.suite and "all" not in args.suite:
+            raise ValueError(f"suite(s) {skipped} need KERAS_BACKEND=tensorflow; the backend is "
+                             f"{keras.backend.backend()!r}.")
+        suites = [s for s in suites if s not in NEEDS_TENSORFLOW]
+    if args.overrides:
+        from tfresnet.training.config import TrainConfig, apply_overrides
+
+        apply_overrides(TrainConfig(), args.overrides)  # a bad key fails now, not after the peak
+    return suites
+
+
+def run(args) -> int:
+    """The `tfresnet bench` verb."""
+    from tfresnet.bench.common import write_result
+    from tfresnet.training.config import ConfigError
+
+    try:
+        suites = _check(args)
+    except (ValueError, ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    reports = []
+    for suite in suites:
+        module_name, file_name = SUITES[suite]
+        module = importlib.import_module(module_name)
+        print(f"== {suite}", flush=True)
+        started = time.perf_counter()
+        try:
+            result = module.run(**_options(suite, args))
+        except (ValueError, ConfigError, FileNotFoundError) as err:
+            print(f"error: {suite}: {err}", file=sys.stderr)
+            return 2
+        result["wall_seconds"] = round(time.perf_counter() - started, 1)
+        path = os.path.join(args.out_dir, file_name)
+        write_result(path, suite, result)
+        reports.append((suite, module.format_tables(result), path, result["wall_seconds"]))
+    for suite, tables, path, seconds in reports:
+        print(f"\n## {suite} ({seconds:.0f} s; {path})\n\n{tables}")
+    return 0
+
+
+def main(argv: list[str] | None = None, *, suite: str | None = None) -> int:
+    """Entry point of `benchmarks/*.py`: the `tfresnet bench` options, with `suite` preset."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = argparse.ArgumentParser(prog="tfresnet bench", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if suite:
+        argv = ["--suite", suite, *argv]
+    return run(parser.parse_args(argv))

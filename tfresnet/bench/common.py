@@ -1,0 +1,233 @@
+"""What every benchmark shares: the machine's description, its measured peak, step timing, output.
+
+Benchmarks report ratios measured side by side in one run (tfresnet against plain Keras, one
+recipe against another, a signature against `predict`), because the machines they run on are
+shared and noisy: an absolute figure from one run says little about the next, a ratio of two
+figures taken in alternation says much more.
+
+Only Keras is imported here, so the model-side benchmarks also run with ``KERAS_BACKEND=jax`` on
+machines without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+import keras
+import numpy as np
+
+__all__ = [
+    "StepTimer",
+    "accelerator",
+    "alternate",
+    "machine_info",
+    "markdown_table",
+    "measure_peak_flops",
+    "training_flops_per_example",
+    "write_result",
+]
+
+# Square matmul sides for the peak: large enough to reach a device's dense rate, small enough
+# to take well under a second per product (2 n^3 FLOPs: 17 GFLOP on a CPU, 1.1 TFLOP on a GPU).
+_PEAK_SIDE = {"cpu": 2048, "gpu": 8192}
+
+
+def accelerator() -> str:
+    """``"gpu"`` when the Keras backend sees a GPU, else ``"cpu"``."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+    if backend == "jax":
+        import jax
+
+        return "gpu" if any(d.platform == "gpu" for d in jax.devices()) else "cpu"
+    if backend == "torch":
+        import torch
+
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    return "cpu"
+
+
+def _device_name() -> str:
+    backend = keras.backend.backend()
+    try:
+        if backend == "jax":
+            import jax
+
+            return str(jax.devices()[0].device_kind)
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            if gpus:
+                return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+    except Exception:  # a description is nice to have, never worth failing a benchmark for
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict:
+    """Where the figures were measured: backend, device, cores and library versions."""
+    info = {
+        "backend": keras.backend.backend(),
+        "accelerator": accelerator(),
+        "device": _device_name(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+    }
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        info["tensorflow"] = tf.__version__
+    elif keras.backend.backend() == "jax":
+        import jax
+
+        info["jax"] = jax.__version__
+    return info
+
+
+def _sync(x) -> None:
+    # Asynchronous backends (JAX, TF on GPUs) return before the device has finished; fetching
+    # one element waits for the whole product without copying it to the host.
+    keras.ops.convert_to_numpy(x[0, 0])
+
+
+def measure_peak_flops(dtype: str = "float32", *, side: int | None = None, repeats: int = 5) -> dict:
+    """The machine's dense matmul rate: FLOP/s of ``(n, n) @ (n, n)`` in `dtype`, best of `repeats`.
+
+    This is the ceiling a network's training step is compared against: the same arithmetic
+    in the shape a device does best. The best (not the mean) of a few products, each timed
+    after a warm-up, because interference from other processes only ever slows it down.
+
+    Args:
+        dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+        side: matrix side; default 2048 on CPUs, 8192 on GPUs.
+        repeats: timed products.
+
+    Returns:
+        ``{"dtype", "side", "seconds", "flops_per_s"}``.
+    """
+    side = side or _PEAK_SIDE[accelerator()]
+    rng = np.random.default_rng(0)
+    a = keras.ops.convert_to_tensor(rng.standard_normal((side, side), dtype=np.float32), dtype=dtype)
+    b = keras.ops.convert_to_tensor(rng.standard_normal((side, side), dtype=np.float32), dtype=dtype)
+    _sync(keras.ops.matmul(a, b))  # warm-up: kernel selection, allocation
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        _sync(keras.ops.matmul(a, b))
+        times.append(time.perf_counter() - start)
+    best = min(times)
+    return {"dtype": dtype, "side": side, "seconds": best, "flops_per_s": 2 * side**3 / best}
+
+
+def training_flops_per_example(macs: int) -> float:
+    """FLOPs of one training step per example: forward 2 FLOPs per multiply-add, backward twice
+    the forward (gradients with respect to activations and to weights), so 3x forward."""
+    return 3 * 2 * macs
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Times training steps inside `fit`, skipping the first `warmup` (tracing, compilation).
+
+    Waits for each step's loss before reading the clock, so the time is that of finished work
+    on asynchronous backends too.
+
+    Attributes:
+        seconds: wall time from the end of step `warmup` to the end of the last step.
+        steps: the steps that time covers.
+    """
+
+    def __init__(self, warmup: int = 1):
+        super().__init__()
+        self.warmup = warmup
+        self._start = None
+        self.seconds = 0.0
+        self.steps = 0
+
+    def on_train_begin(self, logs=None):
+        self._start = self._first_batch = None
+        self._calls, self.seconds, self.steps = 0, 0.0, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        if logs and "loss" in logs:
+            float(logs["loss"])
+        now = time.perf_counter()
+        self._calls += 1
+        # With steps_per_execution=k, Keras calls this once per k steps with the last step's
+        # index, so steps are counted from the indices rather than from the calls.
+        if self._calls == self.warmup:
+            self._start, self._first_batch = now, batch
+        elif self._calls > self.warmup:
+            self.seconds = now - self._start
+            self.steps = batch - self._first_batch
+
+
+def alternate(runs: dict[str, Callable[[], float]], rounds: int) -> dict[str, dict]:
+    """Calls each of `runs` (name -> a function returning a rate) in turn, `rounds` times.
+
+    Taking turns spreads the noise of a shared machine over every contender alike; the median
+    of each one's rounds is its figure.
+
+    Returns:
+        name -> ``{"median": float, "rounds": [float, ...]}``.
+    """
+    results = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            results[name].append(run())
+    return {name: {"median": statistics.median(values), "rounds": values}
+            for name, values in results.items()}
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value == 0 or 0.01 <= abs(value) < 1e4:
+            return f"{value:,.3g}" if abs(value) < 100 else f"{value:,.0f}"
+        return f"{value:.3g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def markdown_table(rows: Sequence[dict], columns: Sequence[tuple[str, str]]) -> str:
+    """A Markdown table of `rows`; `columns` are ``(key, header)`` pairs, missing keys print ``-``."""
+    header = "| " + " | ".join(h for _, h in columns) + " |"
+    rule = "|" + "|".join(" --- " for _ in columns) + "|"
+    body = ["| " + " | ".join(_cell(row.get(k)) for k, _ in columns) + " |" for row in rows]
+    return "\n".join([header, rule, *body])
+
+
+def write_result(path: str, benchmark: str, result: dict) -> dict:
+    """Writes `result` as JSON with the benchmark's name, the time and the machine; returns it."""
+    document = {
+        "benchmark": benchmark,
+        "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        **result,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(document, f, indent=2, default=_jsonable)
+    os.replace(tmp, path)  # a reader never sees half a file
+    return document
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,334 @@
+"""Training throughput and efficiency, side by side with plain Keras.
+
+For each model of `BENCH_MODELS`, two training steps are timed in alternation on the same
+machine in the same run:
+
+- **tfresnet**: the registry model built and compiled by the trainer's own steps
+  (`tfresnet.training.trainer.build_model` and `compile_model`, the `TrainConfig` defaults,
+  ``--set`` overrides) and fed by tfresnet's input pipeline (`tfresnet.data.pipeline`: uint8
+  images cached in memory, shuffled, batched, one-hot labels, prefetched);
+- **keras**: the same architecture as a Keras user writes it (`keras.applications` for the
+  ImageNet models, a hand-written functional ResNet-20 for MNIST), compiled with
+  ``optimizer="adam", loss="sparse_categorical_crossentropy"`` and trained with a plain
+  ``model.fit(x, y)`` on in-memory float32 arrays.
+
+Each figure is examples/second of the training step after warm-up (the first steps trace and
+compile), the median of several alternating rounds. Multiply-adds per example are counted from
+each model's layers (`tfresnet.models.profile.count_macs`); achieved FLOP/s take training as 3x
+the forward pass; the fraction of peak divides it by a dense matmul measured in the same run
+(`tfresnet.bench.common.measure_peak_flops`).
+
+Runs with ``KERAS_BACKEND=jax`` too (TensorFlow-free machines): the tfresnet side then reads
+in-memory arrays like the plain side, since the tf.data pipeline needs TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import keras
+import numpy as np
+from keras import layers
+
+from tfresnet.bench.common import (
+    StepTimer,
+    accelerator,
+    alternate,
+    markdown_table,
+    measure_peak_flops,
+    training_flops_per_example,
+)
+
+__all__ = ["BENCH_MODELS", "BenchModel", "plain_resnet20", "bench_model", "run", "format_tables"]
+
+
+def plain_resnet20(input_shape, num_classes: int) -> keras.Model:
+    """ResNet-20 (He et al. 2015, sec. 4.2) as a Keras user writes it by hand: 3x3 convs of 16,
+    32 and 64 filters, three basic blocks a stage, parameter-free "option A" shortcuts."""
+    inputs = keras.Input(input_shape)
+    x = layers.Conv2D(16, 3, padding="same", use_bias=False)(inputs)
+    x = layers.ReLU()(layers.BatchNormalization()(x))
+    for stage, filters in enumerate((16, 32, 64)):
+        for block in range(3):
+            stride = 2 if stage > 0 and block == 0 else 1
+            y = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(x)
+            y = layers.ReLU()(layers.BatchNormalization()(y))
+            y = layers.Conv2D(filters, 3, padding="same", use_bias=False)(y)
+            y = layers.BatchNormalization()(y)
+            shortcut = x
+            if stride > 1:
+                shortcut = x[:, ::2, ::2, :]
+                shortcut = keras.ops.pad(shortcut, [[0, 0], [0, 0], [0, 0], [0, filters - x.shape[-1]]])
+            x = layers.ReLU()(layers.Add()([y, shortcut]))
+    x = layers.GlobalAveragePooling2D()(x)
+    outputs = layers.Dense(num_classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name="keras_resnet20")
+
+
+def _application(name: str) -> Callable[[tuple, int], keras.Model]:
+    def build(input_shape, num_classes):
+        return getattr(keras.applications, name)(weights=None, input_shape=input_shape, classes=num_classes)
+
+    build.__name__ = f"keras.applications.{name}"
+    return build
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchModel:
+    """A model of the benchmark: its representative input, batch sizes and plain-Keras twin.
+
+    Attributes:
+        input_shape: (height, width, channels) of one example.
+        num_classes: classifier width (1000 for ImageNet-sized models).
+        batch_size: default batch per accelerator kind, ``{"cpu": ..., "gpu": ...}``.
+        plain: ``(input_shape, num_classes) -> keras.Model``, the same architecture in plain Keras.
+        plain_name: what `plain` is, for the tables.
+    """
+
+    input_shape: tuple
+    num_classes: int
+    batch_size: dict
+    plain: Callable[[tuple, int], keras.Model]
+    plain_name: str
+
+
+# CPU batches are small so that `--suite all` fits in 15 minutes on 2 cores (training VGG-16 at
+# 224x224 is ~93 GFLOP an image, ResNet-50 ~25: seconds a step at these batches); GPU batches
+# are the usual ImageNet ones.
+BENCH_MODELS = {
+    "resnet20": BenchModel((28, 28, 1), 10, {"cpu": 128, "gpu": 512}, plain_resnet20, "hand-written ResNet-20"),
+    "resnet50": BenchModel((224, 224, 3), 1000, {"cpu": 8, "gpu": 128}, _application("ResNet50"),
+                           "keras.applications.ResNet50"),
+    "mobilenetv2": BenchModel((224, 224, 3), 1000, {"cpu": 16, "gpu": 128}, _application("MobileNetV2"),
+                              "keras.applications.MobileNetV2"),
+    "vgg16": BenchModel((224, 224, 3), 1000, {"cpu": 4, "gpu": 64}, _application("VGG16"),
+                        "keras.applications.VGG16"),
+}
+
+# (warm-up steps, fewest timed steps a round, rounds) per accelerator kind. A round times as many
+# steps as fill ROUND_SECONDS at the speed of the last warm-up step, and runs one untimed step
+# first (its iterator filling): a VGG-16 on 2 CPU cores trains 2 + 2 * (1 + 2) = 8 steps a side.
+STEPS = {"cpu": (2, 2, 2), "gpu": (10, 20, 3)}
+ROUND_SECONDS = {"cpu": 5.0, "gpu": 2.0}
+SMOKE_STEPS = (2, 1, 1)
+
+
+def _synthetic(spec: BenchModel, n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(n, *spec.input_shape), dtype=np.uint8)
+    labels = rng.integers(0, spec.num_classes, size=n).astype(np.int32)
+    return images, labels
+
+
+def _tfresnet_input(images, labels, *, batch_size: int, num_classes: int):
+    """The trainer's input path over in-memory images: an endless dataset of one-hot batches."""
+    if keras.backend.backend() != "tensorflow":
+        # No tf.data without TensorFlow: float arrays, as the pipeline would deliver them.
+        return images.astype("float32"), keras.utils.to_categorical(labels, num_classes)
+    import tensorflow as tf
+
+    from tfresnet.data.pipeline import make_dataset
+    from tfresnet.data.sources import SplitSource
+    from tfresnet.training.trainer import one_hot_labels
+
+    split = SplitSource(tf.data.Dataset.from_tensor_slices((images, labels)), "image", labels,
+                        "synthetic images", f"synthetic-{images.shape}")
+    size = tuple(images.shape[1:3])
+    dataset = make_dataset(split, training=True, image_size=size, channels=images.shape[3], source_size=size,
+                           batch_size=batch_size, cache="memory", drop_remainder=True)
+    return one_hot_labels(dataset, num_classes).repeat()
+
+
+def _tfresnet_side(name: str, spec: BenchModel, batch_size: int, overrides: list[str]):
+    from tfresnet.models.registry import get_model_spec
+    from tfresnet.training.config import TrainConfig, apply_overrides
+    from tfresnet.training.trainer import build_model, compile_model
+
+    get_model_spec(name)  # an unknown name fails here, naming the registered ones
+    config = apply_overrides(TrainConfig(model=name, batch_size=batch_size), overrides)
+    model = build_model(config, spec.input_shape, spec.num_classes)
+    compile_model(model, config, steps_per_epoch=1000, epochs=1, peak=config.lr)
+    images, labels = _synthetic(spec, 4 * batch_size)
+    data = _tfresnet_input(images, labels, batch_size=batch_size, num_classes=spec.num_classes)
+
+    def fit(steps: int, timer=None):
+        callbacks = [timer] if timer else []
+        if isinstance(data, tuple):
+            x, y = data
+            repeats = -(-steps * batch_size // len(x))
+            return model.fit(np.concatenate([x] * repeats), np.concatenate([y] * repeats), batch_size=batch_size,
+                             steps_per_epoch=steps, epochs=1, verbose=0, callbacks=callbacks)
+        return model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=callbacks, shuffle=False)
+
+    return model, fit
+
+
+def _keras_side(spec: BenchModel, batch_size: int):
+    model = spec.plain(spec.input_shape, spec.num_classes)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    def fit(steps: int, timer=None):
+        images, labels = _synthetic(spec, steps * batch_size, seed=steps)
+        x = images.astype("float32") / 255.0  # what a user does before fit
+        return model.fit(x, labels, batch_size=batch_size, epochs=1, verbose=0,
+                         callbacks=[timer] if timer else [])
+
+    return model, fit
+
+
+def _rate(fit, steps: int, batch_size: int) -> float:
+    timer = StepTimer(warmup=1)  # a round's first step waits for its iterator to fill
+    fit(steps + 1, timer)
+    return batch_size * timer.steps / timer.seconds
+
+
+def _steps_per_round(fit, warmup: int, fewest: int, seconds: float) -> int:
+    """Runs the warm-up; returns the steps that take about `seconds` at the last step's speed."""
+    warmup = max(warmup, 2)  # the first step traces; the last one is the speed to go by
+    timer = StepTimer(warmup=warmup - 1)
+    fit(warmup, timer)
+    step = timer.seconds / max(timer.steps, 1)
+    return max(fewest, min(200, round(seconds / step))) if step > 0 else fewest
+
+
+def bench_model(
+    name: str,
+    *,
+    batch_size: int | None = None,
+    steps: tuple[int, int, int] | None = None,
+    overrides: list[str] | None = None,
+) -> dict:
+    """Times tfresnet's and plain Keras's training step for one model of `BENCH_MODELS`.
+
+    Args:
+        name: a key of `BENCH_MODELS`.
+        batch_size: default from the table for this accelerator.
+        steps: (warm-up steps, timed steps a round, rounds), exactly; default from `STEPS`, with
+            as many timed steps as fill `ROUND_SECONDS`.
+        overrides: ``key=value`` edits of the tfresnet side's `TrainConfig` (e.g.
+            ``steps_per_execution=4``); the plain side stays a plain ``compile()``.
+
+    Returns:
+        A row: model, input, batch, parameters, multiply-adds per example, each side's
+        examples/s (median and rounds) and their ratio.
+
+    Raises:
+        ValueError: for a name not in `BENCH_MODELS`.
+    """
+    from tfresnet.models.profile import count_macs
+
+    if name not in BENCH_MODELS:
+        raise ValueError(f"No benchmark model {name!r}; choose from {', '.join(BENCH_MODELS)}.")
+    spec = BENCH_MODELS[name]
+    kind = accelerator()
+    batch_size = batch_size or spec.batch_size[kind]
+    warmup, timed, rounds = steps or STEPS[kind]
+    keras.utils.set_random_seed(0)
+    from tfresnet.training.config import TrainConfig, apply_overrides
+
+    policy = apply_overrides(TrainConfig(), list(overrides or [])).mixed_precision
+    previous = keras.mixed_precision.global_policy()
+    try:
+        # A mixed-precision run puts the plain Keras user under the same global policy.
+        if policy:
+            keras.mixed_precision.set_global_policy(policy)
+        ours, ours_fit = _tfresnet_side(name, spec, batch_size, list(overrides or []))
+        theirs, theirs_fit = _keras_side(spec, batch_size)
+        macs, macs_plain = count_macs(ours), count_macs(theirs)
+        seconds = 0.0 if steps else ROUND_SECONDS[kind]
+        # Both sides time the same number of steps: the slower one's count.
+        timed = min(_steps_per_round(ours_fit, warmup, timed, seconds),
+                    _steps_per_round(theirs_fit, warmup, timed, seconds))
+        rates = alternate({"tfresnet": lambda: _rate(ours_fit, timed, batch_size),
+                           "keras": lambda: _rate(theirs_fit, timed, batch_size)}, rounds)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    row = {
+        "model": name,
+        "plain": spec.plain_name,
+        "input": "x".join(map(str, spec.input_shape)),
+        "batch_size": batch_size,
+        "params": int(ours.count_params()),
+        "params_plain": int(theirs.count_params()),
+        "macs": int(macs),
+        "macs_plain": int(macs_plain),
+        "tfresnet_examples_per_s": rates["tfresnet"]["median"],
+        "keras_examples_per_s": rates["keras"]["median"],
+        "tfresnet_rounds": rates["tfresnet"]["rounds"],
+        "keras_rounds": rates["keras"]["rounds"],
+        "ratio": rates["tfresnet"]["median"] / rates["keras"]["median"],
+        "steps": {"warmup": warmup, "timed": timed, "rounds": rounds},
+        "mixed_precision": policy,
+    }
+    del ours, theirs
+    keras.backend.clear_session()
+    return row
+
+
+def _efficiency(row: dict, peaks: dict) -> None:
+    flops = training_flops_per_example(row["macs"])
+    row["training_flops_per_example"] = flops
+    for side in ("tfresnet", "keras"):
+        achieved = row[f"{side}_examples_per_s"] * flops
+        row[f"{side}_flops_per_s"] = achieved
+        row[f"{side}_fraction_of_peak"] = achieved / peaks["float32"]["flops_per_s"]
+
+
+def run(
+    *,
+    models: list[str] | None = None,
+    batch_size: int | None = None,
+    overrides: list[str] | None = None,
+    smoke: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """The throughput suite: the peaks, then one row per model.
+
+    `smoke` runs ResNet-20 alone with one timed step and a small peak matmul, in seconds.
+    """
+    models = models or (["resnet20"] if smoke else list(BENCH_MODELS))
+    unknown = [m for m in models if m not in BENCH_MODELS]
+    if unknown:
+        raise ValueError(f"No benchmark model {unknown}; choose from {', '.join(BENCH_MODELS)}.")
+    kind = accelerator()
+    side = 256 if smoke else None
+    dtypes = ("float32", "bfloat16", "float16") if kind == "gpu" else ("float32",)
+    peaks = {dtype: measure_peak_flops(dtype, side=side) for dtype in dtypes}
+    log("peak dense matmul: " + ", ".join(f"{d} {p['flops_per_s'] / 1e9:,.0f} GFLOP/s" for d, p in peaks.items()))
+    rows = []
+    for name in models:
+        log(f"timing {name} ...")
+        row = bench_model(name, batch_size=(8 if smoke and not batch_size else batch_size),
+                          steps=SMOKE_STEPS if smoke else None, overrides=overrides)
+        log(f"  tfresnet {row['tfresnet_examples_per_s']:,.1f} ex/s, keras {row['keras_examples_per_s']:,.1f} "
+            f"ex/s, ratio {row['ratio']:.3f}")
+        rows.append(row)
+    # Measured again at the end, keeping the better: another process busy at the start would
+    # otherwise lower the peak and flatter every fraction.
+    for dtype in dtypes:
+        again = measure_peak_flops(dtype, side=side)
+        if again["flops_per_s"] > peaks[dtype]["flops_per_s"]:
+            peaks[dtype] = again
+    for row in rows:
+        _efficiency(row, peaks)
+    return {"peaks": peaks, "overrides": list(overrides or []), "smoke": smoke, "rows": rows}
+
+
+def format_tables(result: dict) -> str:
+    """The suite's Markdown tables: throughput against plain Keras, then efficiency."""
+    rows = [dict(r, gmacs=r["macs"] / 1e9, tfresnet_tflops=r["tfresnet_flops_per_s"] / 1e12,
+                 tfresnet_pct=100 * r["tfresnet_fraction_of_peak"], keras_pct=100 * r["keras_fraction_of_peak"])
+            for r in result["rows"]]
+    peaks = ", ".join(f"{d} {p['flops_per_s'] / 1e12:.3g} TFLOP/s" for d, p in result["peaks"].items())
+    speed = markdown_table(rows, [
+        ("model", "model"), ("input", "input"), ("batch_size", "batch"), ("plain", "plain Keras twin"),
+        ("tfresnet_examples_per_s", "tfresnet ex/s"), ("keras_examples_per_s", "Keras ex/s"),
+        ("ratio", "tfresnet / Keras"),
+    ])
+    efficiency = markdown_table(rows, [
+        ("model", "model"), ("gmacs", "GMACs / example"), ("tfresnet_tflops", "achieved TFLOP/s"),
+        ("tfresnet_pct", "% of peak (tfresnet)"), ("keras_pct", "% of peak (Keras)"),
+    ])
+    return (f"### Training throughput (examples/s, median of alternating rounds)\n\n{speed}\n\n"
+            f"### Efficiency (training = 3x forward; peak: dense matmul, {peaks})\n\n{efficiency}")

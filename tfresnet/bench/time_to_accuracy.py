@@ -1,0 +1,275 @@
+"""Time to accuracy: training wall time until the test accuracy first reaches a target.
+
+Two recipes run one after the other through tfresnet's own trainer (`train`), each with an
+`AccuracyProbe`: every `probe_every` training examples the probe classifies the whole test
+split, with the model in inference mode, and notes the first time each target is reached. The
+probe's own time is taken off the clock, so probing often sharpens the figure without
+inflating it. The clock starts when `fit` starts (tracing and the first steps count); loading
+the data and building the model are reported beside it as ``setup_seconds``.
+
+The default pair is keras.io's `mnist_convnet` recipe (the baseline) and `mnist_fast` on full
+MNIST (``mnist.npz`` from `data_dir`). A run stops when every target is reached, when the
+recipe's own epochs end, or when the clock passes `max_seconds`; a target not reached is
+reported as such, and a ratio against it as a lower bound.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+from collections.abc import Callable
+
+import keras
+import numpy as np
+
+from tfresnet.bench.common import markdown_table
+
+__all__ = ["AccuracyProbe", "time_recipe", "run", "format_tables", "DEFAULT_RECIPES", "DEFAULT_TARGETS"]
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# (baseline, contender): every ratio is baseline time / contender time.
+DEFAULT_RECIPES = (os.path.join(REPO, "recipes", "mnist_convnet.py"), os.path.join(REPO, "recipes", "mnist_fast.py"))
+DEFAULT_TARGETS = (0.99, 0.995)
+DEFAULT_PROBE_EVERY = 10_000  # examples: 6 probes an epoch of MNIST, ~1 s each on 2 CPU cores
+
+
+class AccuracyProbe(keras.callbacks.Callback):
+    """Measures test accuracy during `fit` and the training time until it reaches targets.
+
+    Args:
+        images: float32 test images in [0, 255], as the model takes them.
+        labels: int class ids.
+        targets: accuracies in (0, 1], ascending.
+        every: examples between probes.
+        batch_size: the run's batch size (to count examples from step indices).
+        max_seconds: stop training once the clock passes this; None for no limit.
+
+    Attributes:
+        probes: one dict per probe: examples, seconds (the clock), accuracy.
+        reached: target -> the first probe at or above it.
+        stopped_by: ``"targets"``, ``"time"`` or None (the recipe's epochs ended).
+    """
+
+    def __init__(self, images, labels, *, targets, every: int, batch_size: int, max_seconds: float | None = None):
+        super().__init__()
+        self.images, self.labels = images, np.asarray(labels)
+        self.targets = sorted(float(t) for t in targets)
+        self.every, self.batch_size, self.max_seconds = int(every), int(batch_size), max_seconds
+        self.probes, self.reached, self.stopped_by = [], {}, None
+        self._start = None
+        self._excluded = 0.0
+        self._examples = 0
+        self._next_probe = self.every
+
+    def clock(self) -> float:
+        """Training seconds so far: wall time since `fit` started, less the probes' time."""
+        return time.perf_counter() - self._start - self._excluded
+
+    def on_train_begin(self, logs=None):
+        if self._start is None:  # a second phase keeps the first one's clock
+            self._start = time.perf_counter()
+
+    @property
+    def started_at(self) -> float | None:
+        """`time.perf_counter()` when the first `fit` began."""
+        return self._start
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._last_batch = -1
+
+    def on_train_batch_end(self, batch, logs=None):
+        # Step indices rather than calls: with steps_per_execution=k there is one call per k steps.
+        self._examples += (batch - self._last_batch) * self.batch_size
+        self._last_batch = batch
+        if self._examples >= self._next_probe:
+            self._next_probe = (self._examples // self.every + 1) * self.every
+            self.probe()
+        if self.max_seconds is not None and self.clock() > self.max_seconds and not self.model.stop_training:
+            self.stopped_by = "time"
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if not self.probes or self.probes[-1]["examples"] != self._examples:
+            self.probe()  # the accuracy the run ended with
+
+    def probe(self) -> float:
+        """Classifies the test images now; returns the accuracy and records it."""
+        seconds = self.clock()
+        started = time.perf_counter()
+        predictions = self.model.predict(self.images, batch_size=1000, verbose=0)
+        accuracy = float(np.mean(np.argmax(predictions, axis=-1) == self.labels))
+        self._excluded += time.perf_counter() - started
+        record = {"examples": self._examples, "seconds": round(seconds, 3), "accuracy": accuracy}
+        self.probes.append(record)
+        for target in self.targets:
+            if accuracy >= target and target not in self.reached:
+                self.reached[target] = record
+        if len(self.reached) == len(self.targets):
+            self.stopped_by = "targets"
+            self.model.stop_training = True
+        return accuracy
+
+
+def _test_arrays(config):
+    """The test split of the config's dataset as numpy arrays (the split the trainer reports)."""
+    from tfresnet.training.trainer import load_data
+
+    bundle = load_data(dataclasses.replace(config, augment="none", batch_size=1000, verbose=0))
+    split = bundle.test if bundle.test is not None else bundle.validation
+    images, labels = zip(*((x.numpy(), y.numpy()) for x, y in split))
+    return np.concatenate(images), np.concatenate(labels), bundle.num_examples["train"]
+
+
+def time_recipe(
+    path: str,
+    *,
+    overrides: list[str],
+    targets=DEFAULT_TARGETS,
+    probe_every: int = DEFAULT_PROBE_EVERY,
+    max_seconds: float | None = None,
+    run_dir: str | None = None,
+) -> dict:
+    """Trains the recipe at `path` (with `overrides`) until its targets, and times it.
+
+    Returns:
+        recipe, model, parameters, the config's batch/epochs/optimiser/schedule, setup_seconds,
+        ``reached`` (target -> seconds, examples and epochs at the first probe at or above it,
+        or None), the probes, the final test accuracy and what stopped the run.
+
+    Raises:
+        ConfigError: for bad overrides, before anything trains.
+    """
+    from tfresnet.runner import load_recipe
+    from tfresnet.training.config import apply_overrides
+    from tfresnet.training.trainer import smoke_config, train
+
+    name, get_config = load_recipe(path)
+    config = smoke_config(apply_overrides(get_config(), overrides)).validate()
+    images, labels, train_examples = _test_arrays(config)
+    probe = AccuracyProbe(images, labels, targets=targets, every=probe_every, batch_size=config.batch_size,
+                          max_seconds=max_seconds)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = train(config, run_dir or os.path.join(tmp, name), recipe=name, callbacks=[probe])
+    total = time.perf_counter() - started
+    keras.backend.clear_session()
+
+    def at(target):
+        record = probe.reached.get(target)
+        if record is None:
+            return None
+        return {**record, "epochs": round(record["examples"] / train_examples, 3)}
+
+    return {
+        "recipe": name,
+        "path": os.path.relpath(path),
+        "model": config.model,
+        "params": int(result.model.count_params()),
+        "data": config.data,
+        "train_examples": train_examples,
+        "test_examples": len(labels),
+        "config": {k: getattr(config, k) for k in ("batch_size", "epochs", "optimizer", "lr", "schedule",
+                                                   "label_smoothing", "validation_split", "augment")},
+        "setup_seconds": round(probe.started_at - started, 2),
+        "total_seconds": round(total, 2),
+        "reached": {str(t): at(t) for t in probe.targets},
+        "final_accuracy": probe.probes[-1]["accuracy"] if probe.probes else None,
+        "train_seconds": probe.probes[-1]["seconds"] if probe.probes else None,
+        "stopped_by": probe.stopped_by or "epochs",
+        "probes": probe.probes,
+    }
+
+
+def _default_data_dir() -> str | None:
+    candidate = os.path.join(os.path.dirname(REPO), "shared", "data")
+    return os.environ.get("TFRESNET_DATA_DIR") or (candidate if os.path.isdir(candidate) else None)
+
+
+def run(
+    *,
+    recipes=DEFAULT_RECIPES,
+    data_dir: str | None = None,
+    targets=DEFAULT_TARGETS,
+    probe_every: int = DEFAULT_PROBE_EVERY,
+    max_seconds: float | None = 360.0,
+    smoke: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """The time-to-accuracy suite: each recipe of `recipes` timed to `targets` on full MNIST.
+
+    `smoke` trains each recipe for a few steps on the shipped MNIST sample (the targets are then
+    not reached; the run checks the machinery, not the figures).
+
+    Raises:
+        FileNotFoundError: without `data_dir` (or $TFRESNET_DATA_DIR, or ../shared/data) holding
+            mnist.npz, outside smoke mode.
+    """
+    if smoke:
+        overrides, probe_every = ["data=mnist-sample", "smoke=true", "export=false", "verbose=0"], 16
+    else:
+        data_dir = data_dir or _default_data_dir()
+        if not data_dir or not os.path.isfile(os.path.join(data_dir, "mnist.npz")):
+            raise FileNotFoundError(
+                f"time-to-accuracy needs full MNIST as mnist.npz in --data-dir (or $TFRESNET_DATA_DIR). "
+                f"Received data_dir={data_dir!r}. Get it with keras.datasets.mnist.load_data() on a "
+                f"machine with internet (~/.keras/datasets/mnist.npz)."
+            )
+        overrides = ["data=mnist", f"data_dir={data_dir}", "export=false", "verbose=0"]
+    runs = []
+    for path in recipes:
+        log(f"training {os.path.relpath(path)} to {', '.join(f'{t:.1%}' for t in targets)} ...")
+        record = time_recipe(path, overrides=overrides, targets=targets, probe_every=probe_every,
+                             max_seconds=max_seconds)
+        for target, hit in record["reached"].items():
+            log(f"  {float(target):.1%}: " + (f"{hit['seconds']:.1f} s, {hit['epochs']:.2f} epochs" if hit
+                                              else f"not reached ({record['train_seconds']:.1f} s trained)"))
+        runs.append(record)
+    return {"targets": list(targets), "probe_every": probe_every, "max_seconds": max_seconds, "smoke": smoke,
+            "runs": runs, "speedups": _speedups(runs, targets)}
+
+
+def _speedups(runs: list[dict], targets) -> list[dict]:
+    """Baseline time / each other recipe's time, per target; a ``>=`` bound when only the
+    contender reached it (the baseline's time is then at least its training time)."""
+    baseline, *others = runs
+    rows = []
+    for other in others:
+        for target in targets:
+            key = str(target)
+            base, hit = baseline["reached"][key], other["reached"][key]
+            row = {"baseline": baseline["recipe"], "recipe": other["recipe"], "target": target, "speedup": None,
+                   "bound": None}
+            if base and hit:
+                row["speedup"] = base["seconds"] / hit["seconds"]
+            elif hit:
+                row["speedup"], row["bound"] = baseline["train_seconds"] / hit["seconds"], ">="
+            rows.append(row)
+    return rows
+
+
+def format_tables(result: dict) -> str:
+    """The suite's Markdown tables: time to each target per recipe, then the speed-ups."""
+    rows = []
+    for record in result["runs"]:
+        row = {"recipe": record["recipe"], "model": record["model"], "params": record["params"],
+               "batch": record["config"]["batch_size"], "final": f"{record['final_accuracy']:.2%}",
+               "trained": record["train_seconds"], "setup": record["setup_seconds"]}
+        for target, hit in record["reached"].items():
+            label = f"{float(target):.1%}"
+            row[label] = f"{hit['seconds']:.1f} s ({hit['epochs']:.2f} ep)" if hit else "not reached"
+        rows.append(row)
+    labels = [(f"{t:.1%}", f"to {t:.1%}") for t in result["targets"]]
+    times = markdown_table(rows, [("recipe", "recipe"), ("model", "model"), ("params", "params"),
+                                  ("batch", "batch"), *labels, ("final", "final test acc."),
+                                  ("trained", "trained s"), ("setup", "setup s")])
+    speed = [dict(r, target=f"{r['target']:.1%}",
+                  speedup=None if r["speedup"] is None else f"{r['bound'] or ''}{r['speedup']:.2f}x")
+             for r in result["speedups"]]
+    speedups = markdown_table(speed, [("recipe", "recipe"), ("baseline", "vs"), ("target", "target"),
+                                      ("speedup", "faster by")])
+    return (f"### Time to test accuracy (training wall time, probes excluded)\n\n{times}\n\n"
+            f"### Speed-up over the baseline\n\n{speedups}")
+
+
