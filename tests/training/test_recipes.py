@@ -27,7 +27,7 @@ def run_recipe(name, *args):
 
 def test_every_recipe_loads_and_validates():
     names = sorted(p.stem for p in RECIPES.glob("*.py"))
-    assert {"mnist_resnet", "mnist_convnet", "pets_transfer", "cats_vs_dogs_transfer"} <= set(names)
+    assert {"mnist_resnet", "mnist_convnet", "mnist_fast", "pets_transfer", "cats_vs_dogs_transfer"} <= set(names)
     for name in names:
         _, get_config = load_recipe(str(RECIPES / f"{name}.py"))
         config = get_config()
@@ -50,6 +50,21 @@ def test_mnist_recipes_run(name, tmp_path):
     for f in ("model.keras", "class_names.json", "learning_curves.png", "confusion_matrix.png",
               "checkpoints/best.weights.h5"):
         assert (run_dir / f).exists(), f
+
+
+def test_mnist_fast_trains_on_all_of_mnist_without_validation(shared_data_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    assert run_recipe("mnist_fast", "--set", f"data_dir={shared_data_dir}", "--set", "export=false",
+                      "--run-dir", str(run_dir)) == 0
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["data"], config["model"], config["validation_split"]) == ("mnist", "convnet_fast", 0.0)
+    history = pd.read_csv(run_dir / "history.csv")
+    assert list(history["epoch"]) == [0]
+    # No validation pass: the history keeps its val_ columns (the shared layout), but empty.
+    assert history.filter(like="val_").isna().all().all()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["split"] == "test" and 0.0 <= metrics["accuracy"] <= 1.0
+    assert (run_dir / "checkpoints" / "best.weights.h5").exists()  # monitors training accuracy
 
 
 @pytest.mark.skipif(not PETS.is_dir(), reason="needs ../shared/data/oxford_iiit_pet_sample")

@@ -91,6 +91,9 @@ def _check(args) -> list[str]:
         if skipped and args.suite and "all" not in args.suite:
             raise ValueError(f"suite(s) {skipped} need KERAS_BACKEND=tensorflow; the backend is "
                              f"{keras.backend.backend()!r}.")
+        if skipped:
+            print(f"note: skipping {', '.join(skipped)}: they need TensorFlow (KERAS_BACKEND="
+                  f"{keras.backend.backend()!r})", file=sys.stderr)
         suites = [s for s in suites if s not in NEEDS_TENSORFLOW]
     if args.overrides:
         from tfresnet.training.config import TrainConfig, apply_overrides
