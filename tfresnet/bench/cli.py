@@ -48,8 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--recipes", nargs=2, default=None, metavar=("BASELINE", "CONTENDER"),
                        help="recipe files to compare (default recipes/mnist_convnet.py recipes/mnist_fast.py)")
     group.add_argument("--targets", nargs="+", type=float, default=None, help="test accuracies (default 0.99 0.995)")
-    group.add_argument("--max-seconds", type=float, default=360.0,
-                       help="stop a recipe after this much training (default 360)")
+    group.add_argument("--max-seconds", type=float, default=180.0,
+                       help="stop a recipe after this much training (default 180)")
     group = parser.add_argument_group("serving")
     group.add_argument("--serving-models", nargs="+", default=None, help="default resnet20 mobilenetv2")
     group.add_argument("--serving-batch-sizes", nargs="+", type=int, default=None, help="default 1 64")

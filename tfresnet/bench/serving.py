@@ -75,7 +75,7 @@ def _time_batch(model, signature, images, *, seconds: float, rounds: int) -> dic
     return row
 
 
-def bench_serving(name: str, input_shape, *, batch_sizes=DEFAULT_BATCH_SIZES, seconds: float = 2.0,
+def bench_serving(name: str, input_shape, *, batch_sizes=DEFAULT_BATCH_SIZES, seconds: float = 1.0,
                   rounds: int = 3, num_classes: int = 10) -> list[dict]:
     """Times the three ways of classifying a batch for one registry model; one row per batch size."""
     import tensorflow as tf
@@ -99,7 +99,7 @@ def bench_serving(name: str, input_shape, *, batch_sizes=DEFAULT_BATCH_SIZES, se
     return rows
 
 
-def run(*, models=None, batch_sizes=DEFAULT_BATCH_SIZES, seconds: float = 2.0, rounds: int = 3,
+def run(*, models=None, batch_sizes=DEFAULT_BATCH_SIZES, seconds: float = 1.0, rounds: int = 3,
         smoke: bool = False, log: Callable[[str], None] = print) -> dict:
     """The serving suite; `smoke` times ResNet-20 alone for a fraction of a second per way."""
     if smoke:

@@ -193,7 +193,7 @@ def run(
     data_dir: str | None = None,
     targets=DEFAULT_TARGETS,
     probe_every: int = DEFAULT_PROBE_EVERY,
-    max_seconds: float | None = 360.0,
+    max_seconds: float | None = 180.0,
     smoke: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict:
