@@ -7,17 +7,10 @@ from tfresnet.bench import throughput
 from tfresnet.models.profile import count_macs
 
 
-def test_plain_resnet20_is_tfresnets_resnet20():
-    spec = throughput.BENCH_MODELS["resnet20"]
-    ours = create_model("resnet20", input_shape=spec.input_shape, num_classes=spec.num_classes)
-    theirs = throughput.plain_resnet20(spec.input_shape, spec.num_classes)
-    assert theirs.count_params() == ours.count_params()
-    assert count_macs(theirs) == count_macs(ours)
-
-
-def test_keras_applications_twin_matches_mobilenetv2():
-    spec = throughput.BENCH_MODELS["mobilenetv2"]
-    ours = create_model("mobilenetv2", input_shape=spec.input_shape, num_classes=spec.num_classes)
+@pytest.mark.parametrize("name", ["resnet20", "mobilenetv2"])  # hand-written, keras.applications
+def test_plain_keras_twin_is_the_same_network(name):
+    spec = throughput.BENCH_MODELS[name]
+    ours = create_model(name, input_shape=spec.input_shape, num_classes=spec.num_classes)
     theirs = spec.plain(spec.input_shape, spec.num_classes)
     assert theirs.count_params() == ours.count_params()
     assert count_macs(theirs) == count_macs(ours)
