@@ -140,13 +140,9 @@ def _tfresnet_input(images, labels, *, batch_size: int, num_classes: int):
     return one_hot_labels(dataset, num_classes).repeat()
 
 
-def _tfresnet_side(name: str, spec: BenchModel, batch_size: int, overrides: list[str]):
-    from tfresnet.models.registry import get_model_spec
-    from tfresnet.training.config import TrainConfig, apply_overrides
+def _tfresnet_side(config, spec: BenchModel, batch_size: int):
     from tfresnet.training.trainer import build_model, compile_model
 
-    get_model_spec(name)  # an unknown name fails here, naming the registered ones
-    config = apply_overrides(TrainConfig(model=name, batch_size=batch_size), overrides)
     model = build_model(config, spec.input_shape, spec.num_classes)
     compile_model(model, config, steps_per_epoch=1000, epochs=1, peak=config.lr)
     images, labels = _synthetic(spec, 4 * batch_size)
@@ -217,6 +213,7 @@ def bench_model(
         ValueError: for a name not in `BENCH_MODELS`.
     """
     from tfresnet.models.profile import count_macs
+    from tfresnet.training.config import TrainConfig, apply_overrides
 
     if name not in BENCH_MODELS:
         raise ValueError(f"No benchmark model {name!r}; choose from {', '.join(BENCH_MODELS)}.")
@@ -225,15 +222,14 @@ def bench_model(
     batch_size = batch_size or spec.batch_size[kind]
     warmup, timed, rounds = steps or STEPS[kind]
     keras.utils.set_random_seed(0)
-    from tfresnet.training.config import TrainConfig, apply_overrides
-
-    policy = apply_overrides(TrainConfig(), list(overrides or [])).mixed_precision
+    config = apply_overrides(TrainConfig(model=name, batch_size=batch_size), list(overrides or []))
+    policy = config.mixed_precision
     previous = keras.mixed_precision.global_policy()
     try:
         # A mixed-precision run puts the plain Keras user under the same global policy.
         if policy:
             keras.mixed_precision.set_global_policy(policy)
-        ours, ours_fit = _tfresnet_side(name, spec, batch_size, list(overrides or []))
+        ours, ours_fit = _tfresnet_side(config, spec, batch_size)
         theirs, theirs_fit = _keras_side(spec, batch_size)
         macs, macs_plain = count_macs(ours), count_macs(theirs)
         seconds = 0.0 if steps else ROUND_SECONDS[kind]

@@ -182,9 +182,12 @@ def time_recipe(
     }
 
 
-def _default_data_dir() -> str | None:
-    candidate = os.path.join(os.path.dirname(REPO), "shared", "data")
-    return os.environ.get("TFRESNET_DATA_DIR") or (candidate if os.path.isdir(candidate) else None)
+def _default_data_dir(data_dir: str | None) -> str | None:
+    """`data_dir`, else $TFRESNET_DATA_DIR (as every loader reads it), else ../shared/data."""
+    from tfresnet.data.registry import resolve_data_dir
+
+    shared = os.path.join(os.path.dirname(REPO), "shared", "data")
+    return resolve_data_dir(data_dir) or (shared if os.path.isdir(shared) else None)
 
 
 def run(
@@ -209,7 +212,7 @@ def run(
     if smoke:
         overrides, probe_every = ["data=mnist-sample", "smoke=true", "export=false", "verbose=0"], 16
     else:
-        data_dir = data_dir or _default_data_dir()
+        data_dir = _default_data_dir(data_dir)
         if not data_dir or not os.path.isfile(os.path.join(data_dir, "mnist.npz")):
             raise FileNotFoundError(
                 f"time-to-accuracy needs full MNIST as mnist.npz in --data-dir (or $TFRESNET_DATA_DIR). "
