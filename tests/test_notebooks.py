@@ -1,6 +1,9 @@
-"""The notebooks run top to bottom (smoke-sized) and are committed without outputs."""
+"""The notebooks run top to bottom (smoke-sized) and are committed without outputs.
 
-import os
+Each notebook is written by `scripts/make_notebooks.py` from its cells in `scripts/notebooks/`;
+`EXPECTED` lists the files a smoke run of each must leave under its run directory.
+"""
+
 from pathlib import Path
 
 import nbformat
@@ -8,6 +11,15 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+
+# notebook -> files (relative to TFRESNET_RUN_DIR) a smoke run must write
+EXPECTED = {
+    "01_quickstart.ipynb": ["export/saved_model/saved_model.pb", "learning_curves.png"],
+}
+
+
+def test_every_notebook_has_expected_outputs_listed():
+    assert sorted(EXPECTED) == [p.name for p in NOTEBOOKS]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
@@ -22,5 +34,5 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = [o for cell in notebook.cells for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
-    assert (tmp_path / "run" / "export" / "saved_model" / "saved_model.pb").exists()
-    assert os.path.exists(tmp_path / "run" / "learning_curves.png")
+    for name in EXPECTED.get(path.name, []):
+        assert (tmp_path / "run" / name).exists(), name

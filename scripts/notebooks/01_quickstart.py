@@ -1,13 +1,6 @@
-"""Writes notebooks/01_quickstart.ipynb (without outputs) from the cells below.
+"""Cells of notebooks/01_quickstart.ipynb (written by scripts/make_notebooks.py)."""
 
-Keeping the cells in a script keeps the notebook reviewable in diffs; rerun after editing:
-    python scripts/make_quickstart_notebook.py
-"""
-
-from pathlib import Path
-
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
 CELLS = [
     new_markdown_cell(
@@ -60,15 +53,3 @@ CELLS = [
         "predictor.predict(digits)['class_id']"
     ),
 ]
-
-
-def main() -> None:
-    notebook = new_notebook(cells=CELLS, metadata={
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-    path = Path(__file__).resolve().parents[1] / "notebooks" / "01_quickstart.ipynb"
-    nbformat.write(notebook, path)
-    print(f"wrote {path}")
-
-
-if __name__ == "__main__":
-    main()
