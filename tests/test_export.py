@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -396,6 +397,129 @@ def test_onnx_unavailable_is_a_clear_error(rgb, monkeypatch, capsys):
         ex.export_onnx(rgb["model"], "unused.onnx")
     assert cli.main(["export", rgb["run_dir"], "--format", "onnx"]) != 0
     assert "ONNX export unavailable" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- limits, atomic writes
+
+
+def _tiny_model(size=8):
+    """A hand-built 3-class model: exports in a second, unlike the ResNet-20 fixtures."""
+    inputs = keras.Input((size, size, 3))
+    x = Preprocess("unit")(inputs)
+    x = keras.layers.Conv2D(4, 3, name="conv")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="head")(x))
+
+
+def _encoded(array, fmt):
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory):
+    """A tiny model exported with max_pixels=10,000 (e.g. 100x100)."""
+    export_dir = str(tmp_path_factory.mktemp("limited") / "saved_model")
+    ex.export_saved_model(_tiny_model(), export_dir, RGB_NAMES, max_pixels=10_000)
+    return ex.load_exported(export_dir)
+
+
+def test_max_pixels_is_stored_and_enforced_for_every_format(limited):
+    assert limited.max_pixels == 10_000
+    small = _smooth_images(1, 100, 100, 3, seed=4)[0]
+    large = _smooth_images(1, 101, 100, 3, seed=4)[0]
+    for fmt in ("PNG", "JPEG", "GIF", "BMP"):
+        assert limited.predict_bytes([_encoded(small, fmt)])["class_id"].shape == (1,)
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"max_pixels=10,000.*export again"):
+            limited.predict_bytes([_encoded(large, fmt)])
+
+
+def test_max_pixels_is_checked_from_the_header_before_decoding(limited):
+    # Headers that promise 5000x5000 images with no pixel data behind them: the decoder would
+    # allocate 75 MB and then fail as corrupt; the header check refuses them first.
+    png = _encoded(np.zeros((1, 1, 3), np.uint8), "PNG")
+    png = png[:16] + (5000).to_bytes(4, "big") * 2 + png[24:33]  # IHDR width, height; no IDAT
+    jpeg = _encoded(np.zeros((5000, 5000, 3), np.uint8), "JPEG")[:2000]  # truncated mid-scan
+    for data in (png, jpeg):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="max_pixels=10,000") as err:
+            limited.predict_bytes([data])
+        assert "25000000" in str(err.value)  # the image's pixel count, from its header
+
+
+def test_one_bad_image_fails_the_whole_batch(limited):
+    good = _encoded(_smooth_images(1, 8, 8, 3, seed=5)[0], "PNG")
+    assert limited.predict_bytes([good, good])["class_id"].shape == (2,)
+    too_large = _encoded(np.zeros((200, 200, 3), np.uint8), "PNG")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="max_pixels"):
+        limited.predict_bytes([good, too_large, good])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Unknown image file format"):
+        limited.predict_bytes([good, b"not an image", good])
+
+
+@pytest.mark.parametrize("mode", ["resize", "crop", "pad"])
+def test_serving_resizes_like_training_without_a_full_size_float_copy(mode, monkeypatch):
+    from tfresnet.data.pipeline import _resizer
+
+    image = np.random.default_rng(6).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    casts = []
+    cast = tf.cast
+
+    def recording_cast(x, dtype, name=None):
+        x = tf.convert_to_tensor(x)
+        casts.append((x.dtype, tf.as_dtype(dtype), x.shape))
+        return cast(x, dtype, name=name)
+
+    monkeypatch.setattr(tf, "cast", recording_cast)
+    got = ex.decode_images([_encoded(image, "PNG")], (16, 20), 3, mode).numpy()[0]
+    monkeypatch.undo()
+    full_size_float = [c for c in casts if c[0] == tf.uint8 and c[1].is_floating and c[2].rank == 3]
+    assert not full_size_float, f"decoded images are cast to float before resizing: {full_size_float}"
+    np.testing.assert_array_equal(got, _resizer((16, 20), mode)(tf.constant(image)).numpy())
+
+
+def test_failed_export_leaves_the_previous_one_loadable(tmp_path, monkeypatch):
+    export_dir = str(tmp_path / "saved_model")
+    first = _tiny_model()
+    ex.export_saved_model(first, export_dir, RGB_NAMES)
+    images = _smooth_images(2, 8, 8, 3, seed=7)
+    before = ex.load_exported(export_dir).predict(images)["probabilities"]
+
+    def write_half_then_fail(obj, export_dir, **kwargs):
+        (Path(export_dir) / "saved_model.pb").write_bytes(b"half a model")
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(tf.saved_model, "save", write_half_then_fail)
+    with pytest.raises(OSError, match="simulated"):
+        ex.export_saved_model(_tiny_model(), export_dir, RGB_NAMES)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(ex.load_exported(export_dir).predict(images)["probabilities"], before)
+    assert os.listdir(tmp_path) == ["saved_model"]  # the partial folder is gone
+
+    # A later export still replaces it, leaving nothing beside it.
+    second = _tiny_model()
+    ex.export_saved_model(second, export_dir, RGB_NAMES)
+    after = ex.load_exported(export_dir).predict(images)["probabilities"]
+    np.testing.assert_allclose(after, _keras_probabilities(second, images), atol=1e-5)
+    assert os.listdir(tmp_path) == ["saved_model"]
+
+
+def test_export_killed_before_the_swap_keeps_the_previous_one(tmp_path, monkeypatch):
+    # The last step renames: if the new folder cannot take the name, the old one gets it back.
+    (tmp_path / "saved_model").mkdir()
+    (tmp_path / "saved_model" / "saved_model.pb").write_text("previous")
+    real_replace = os.replace
+
+    def fail_second_rename(src, dst):
+        if ".partial-" in os.path.basename(src) and not src.endswith("-previous"):
+            raise KeyboardInterrupt  # as if killed between the two renames
+        real_replace(src, dst)
+
+    monkeypatch.setattr(ex.os, "replace", fail_second_rename)
+    with pytest.raises(KeyboardInterrupt), ex._replacing(str(tmp_path / "saved_model")) as staged:
+        Path(staged, "saved_model.pb").write_text("new")
+    assert (tmp_path / "saved_model" / "saved_model.pb").read_text() == "previous"
+    assert os.listdir(tmp_path) == ["saved_model"]
 
 
 # --------------------------------------------------------------------------- fresh process

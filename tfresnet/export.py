@@ -26,6 +26,7 @@ with LiteRT's interpreter (``ai-edge-litert``) when it is installed, falling bac
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -38,6 +39,7 @@ import numpy as np
 
 __all__ = [
     "CLASS_NAMES_ASSET",
+    "DEFAULT_MAX_PIXELS",
     "DEFAULT_PATHS",
     "FORMATS",
     "RESIZE_MODES",
@@ -63,6 +65,9 @@ RESIZE_MODES = ("resize", "crop", "pad")
 SERVING_DEFAULT = "serving_default"
 SERVING_BYTES = "serving_bytes"
 CLASS_NAMES_ASSET = "class_names.txt"
+# Largest image `serving_bytes` decodes, height x width: a 40-megapixel photo is 120 MB as
+# decoded RGB uint8. Set per export (`max_pixels=`, `tfresnet export --max-pixels`).
+DEFAULT_MAX_PIXELS = 40_000_000
 
 # format -> default location under RUN_DIR/export/
 DEFAULT_PATHS = {"saved_model": "saved_model", "tflite": "model.tflite", "onnx": "model.onnx"}
@@ -126,61 +131,155 @@ def _check_class_names(class_names, num_classes) -> list[str]:
 # --------------------------------------------------------------------------- decoding
 
 
-def decode_images(image_bytes, image_size, channels: int, resize_mode: str = "resize"):
+def _header_pixels(data):
+    """Pixels an encoded image declares in its header (JPEG, PNG, GIF), read without decoding.
+
+    0 for other formats (BMP: uncompressed, so the request's own size bounds it), which are
+    checked after decoding instead.
+    """
+    import tensorflow as tf
+
+    # The first 24 bytes, zero-padded: short or odd files must fail in the decoder, not here.
+    head = tf.strings.substr(tf.strings.join([tf.strings.substr(data, 0, 24), b"\0" * 24]), 0, 24)
+    b = tf.cast(tf.io.decode_raw(head, tf.uint8), tf.int64)
+
+    def be32(i):
+        return ((b[i] * 256 + b[i + 1]) * 256 + b[i + 2]) * 256 + b[i + 3]
+
+    def le16(i):
+        return b[i] + b[i + 1] * 256
+
+    def jpeg():
+        return tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64))
+
+    png = tf.equal(tf.strings.substr(head, 0, 8), b"\x89PNG\r\n\x1a\n")
+    gif = tf.equal(tf.strings.substr(head, 0, 4), b"GIF8")
+    return tf.cond(
+        tf.io.is_jpeg(data),
+        jpeg,
+        lambda: tf.cond(
+            png,
+            lambda: be32(16) * be32(20),  # IHDR, always the first chunk: width, height
+            lambda: tf.cond(gif, lambda: le16(6) * le16(8), lambda: tf.constant(0, tf.int64)),
+        ),
+    )
+
+
+def _fit(image, height: int, width: int, resize_mode: str):
+    """Crops or pads a uint8 image to the target aspect ratio and resizes it: float32 [h, w, C].
+
+    The crop and pad boxes are `keras.layers.Resizing`'s (``crop_to_aspect_ratio``,
+    ``pad_to_aspect_ratio``), which the training pipeline uses, so the pixels agree with it; but
+    every step here runs on uint8, and `tf.image.resize` reads uint8 directly, so the only
+    float32 copy is the output at the target size.
+    """
+    import tensorflow as tf
+
+    shape = tf.shape(image)
+    h, w = shape[0], shape[1]
+
+    def scaled(n, num, den):  # Keras' int32(float32(n * num) / den)
+        return tf.cast(tf.cast(n * num, tf.float32) / den, tf.int32)
+
+    if resize_mode == "crop":
+        crop_h = tf.maximum(tf.minimum(h, scaled(w, height, width)), 1)
+        crop_w = tf.maximum(tf.minimum(w, scaled(h, width, height)), 1)
+        top = tf.cast(tf.cast(h - crop_h, tf.float32) / 2, tf.int32)
+        left = tf.cast(tf.cast(w - crop_w, tf.float32) / 2, tf.int32)
+        image = image[top : top + crop_h, left : left + crop_w, :]
+    elif resize_mode == "pad":
+        top = tf.cast(tf.cast(tf.maximum(h, scaled(w, height, width)) - h, tf.float32) / 2, tf.int32)
+        left = tf.cast(tf.cast(tf.maximum(w, scaled(h, width, height)) - w, tf.float32) / 2, tf.int32)
+        image = tf.pad(image, [[top, top], [left, left], [0, 0]])  # black bars, both sides alike
+    return tf.image.resize(image, (height, width), method="bilinear", antialias=False)
+
+
+def decode_images(image_bytes, image_size, channels: int, resize_mode: str = "resize",
+                  max_pixels: int | None = None):
     """Decodes a batch of encoded images to uint8 pixels the way the training pipeline does.
 
     Each image is decoded (`tf.io.decode_image`, first frame of a GIF), brought to `channels`,
-    resized with `keras.layers.Resizing` (``"resize"`` stretches, ``"crop"`` centre-crops to the
-    target aspect ratio first, ``"pad"`` pads with black to it), rounded and clipped to uint8 -
-    the same steps as `tfresnet.data.pipeline`, so serving sees the pixels training saw.
+    cropped or padded to the target aspect ratio and resized (``"resize"`` stretches, ``"crop"``
+    centre-crops, ``"pad"`` pads with black: `keras.layers.Resizing`'s boxes and bilinear
+    resize), rounded and clipped to uint8 - the same steps as `tfresnet.data.pipeline`, so
+    serving sees the pixels training saw.
+
+    Memory stays bounded by `max_pixels`: JPEG, PNG and GIF sizes are read from the header and
+    checked before anything is decoded (other formats right after decoding), and images stay
+    uint8 until they are resized, so no float copy of a full-size image is ever made.
+
+    A batch succeeds or fails as a whole: one image that is not a supported format, is corrupt
+    or is larger than `max_pixels` fails the call with `tf.errors.InvalidArgumentError`, whose
+    message says which check failed (for the size, the limit and the image's pixel count).
 
     Args:
         image_bytes: string tensor ``[N]`` of JPEG, PNG, GIF or BMP files.
         image_size: (height, width) of the output.
         channels: 1 or 3.
         resize_mode: one of `RESIZE_MODES`.
+        max_pixels: largest height x width accepted (with ``"pad"``, of the padded image);
+            `DEFAULT_MAX_PIXELS` when None.
 
     Returns:
         A uint8 tensor ``[N, height, width, channels]``.
 
     Raises:
-        ValueError: for an unknown `resize_mode` or `channels`.
-        tf.errors.InvalidArgumentError: (when run) for bytes that are not a supported image.
+        ValueError: for an unknown `resize_mode` or `channels`, or a `max_pixels` below 1.
+        tf.errors.InvalidArgumentError: (when run) for bytes that are not a supported image, or
+            an image over `max_pixels`; the whole batch fails.
     """
-    import keras
     import tensorflow as tf
 
     if resize_mode not in RESIZE_MODES:
         raise ValueError(f"resize_mode must be one of {RESIZE_MODES}. Received resize_mode={resize_mode!r}")
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3. Received channels={channels}")
+    max_pixels = _check_max_pixels(DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
     height, width = (int(s) for s in image_size)
-    resizer = keras.layers.Resizing(
-        height,
-        width,
-        crop_to_aspect_ratio=resize_mode == "crop",
-        pad_to_aspect_ratio=resize_mode == "pad",
-        fill_value=0.0,
+    too_large = (
+        f"serving_bytes: an image has more pixels (x, height * width) than max_pixels={max_pixels:,} "
+        f"(y), the limit set at export time. Downscale it before sending it, or export again "
+        f"with a larger max_pixels."
     )
 
     def decode(data, channels):
-        image = tf.io.decode_image(data, channels=channels, expand_animations=False, dtype=tf.uint8)
+        # Checked before decoding where the header tells the size: a small file can declare a
+        # huge image (a decompression bomb), and decoding would allocate it first.
+        header = tf.debugging.assert_less_equal(_header_pixels(data), tf.constant(max_pixels, tf.int64),
+                                                message=too_large, name="check_header_size")
+        with tf.control_dependencies([header]):
+            image = tf.io.decode_image(data, channels=channels, expand_animations=False, dtype=tf.uint8)
         image.set_shape([None, None, channels])
         return image
 
+    def checked(image):
+        shape = tf.cast(tf.shape(image), tf.int64)
+        h, w = shape[0], shape[1]
+        if resize_mode == "pad":  # the padded image is what gets allocated
+            h, w = (tf.maximum(h, tf.cast(tf.cast(w * height, tf.float32) / width, tf.int64)),
+                    tf.maximum(w, tf.cast(tf.cast(h * width, tf.float32) / height, tf.int64)))
+        pixels = h * w
+        check = tf.debugging.assert_less_equal(pixels, tf.constant(max_pixels, tf.int64),
+                                               message=too_large, name="check_image_size")
+        with tf.control_dependencies([check]):
+            return tf.identity(image)
+
     def decode_gray(data):
         # PNG and JPEG decode straight to gray (what the training pipeline does); GIF and BMP
-        # decoders only give colour, so those are converted with the ITU-R 601 luma weights.
+        # decoders only give colour, so those are converted with the ITU-R 601 luma weights,
+        # after resizing (both are linear: the order does not change the result).
         png = tf.equal(tf.strings.substr(data, 0, 8), b"\x89PNG\r\n\x1a\n")
         return tf.cond(
             tf.logical_or(tf.io.is_jpeg(data), png),
-            lambda: tf.cast(decode(data, 1), tf.float32),
-            lambda: tf.image.rgb_to_grayscale(tf.cast(decode(data, 3), tf.float32)),
+            lambda: _fit(checked(decode(data, 1)), height, width, resize_mode),
+            lambda: tf.image.rgb_to_grayscale(_fit(checked(decode(data, 3)), height, width, resize_mode)),
         )
 
     def one(data):
-        image = decode_gray(data) if channels == 1 else tf.cast(decode(data, 3), tf.float32)
-        resized = resizer(image)
+        if channels == 1:
+            resized = decode_gray(data)
+        else:
+            resized = _fit(checked(decode(data, 3)), height, width, resize_mode)
         return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
 
     return tf.map_fn(
@@ -188,6 +287,12 @@ def decode_images(image_bytes, image_size, channels: int, resize_mode: str = "re
         tf.convert_to_tensor(image_bytes, tf.string),
         fn_output_signature=tf.TensorSpec([height, width, channels], tf.uint8),
     )
+
+
+def _check_max_pixels(max_pixels) -> int:
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1:
+        raise ValueError(f"max_pixels must be a positive int. Received max_pixels={max_pixels!r}")
+    return int(max_pixels)
 
 
 # --------------------------------------------------------------------------- SavedModel
@@ -201,14 +306,49 @@ def _classify(model, images):
     return probabilities, tf.argmax(probabilities, axis=-1, output_type=tf.int64)
 
 
-def _prepare_dir(export_dir: str) -> None:
-    # Overwrite an earlier export, but never delete a folder that is not one.
+def _check_replaceable(export_dir: str) -> None:
+    # Replace an earlier export, but never a folder that is not one.
     if os.path.isdir(export_dir) and os.listdir(export_dir):
         if not os.path.exists(os.path.join(export_dir, "saved_model.pb")):
             raise FileExistsError(
                 f"{export_dir} exists and is not a SavedModel; refusing to overwrite it."
             )
-        shutil.rmtree(export_dir)
+    elif os.path.exists(export_dir) and not os.path.isdir(export_dir):
+        raise FileExistsError(f"{export_dir} exists and is a file; refusing to overwrite it.")
+
+
+@contextlib.contextmanager
+def _replacing(path: str):
+    """Yields a fresh sibling of `path` to write into; once written, it takes `path`'s place.
+
+    The new export is complete before it gets the name, and the previous one keeps the name
+    until then: an export that fails leaves the previous one as it was, and one killed before
+    the final renames leaves it too, beside a ``NAME.partial-*`` folder (safe to delete).
+    """
+    path = os.path.abspath(path)
+    parent, name = os.path.split(path)
+    os.makedirs(parent, exist_ok=True)
+    staged = tempfile.mkdtemp(prefix=f"{name}.partial-", dir=parent)
+    try:
+        yield staged
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    previous = f"{staged}-previous"
+    # Two renames, not one: a directory cannot replace a non-empty one in a single os.replace.
+    if os.path.lexists(path):
+        os.replace(path, previous)
+    try:
+        os.replace(staged, path)
+    except BaseException:
+        if os.path.lexists(previous):
+            os.replace(previous, path)
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    if os.path.isdir(previous):
+        shutil.rmtree(previous, ignore_errors=True)
+    elif os.path.lexists(previous):
+        os.remove(previous)
 
 
 def export_saved_model(
@@ -218,6 +358,7 @@ def export_saved_model(
     *,
     resize_mode: str = "resize",
     image_size=None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> str:
     """Writes a SavedModel that serves raw uint8 images and encoded image bytes.
 
@@ -225,7 +366,14 @@ def export_saved_model(
         ``serving_default(images: uint8 [None, H, W, C])`` and
         ``serving_bytes(image_bytes: string [None])``, both returning ``probabilities``
         (float32 ``[None, K]``), ``class_id`` (int64 ``[None]``) and ``class_name``
-        (string ``[None]``). The class names are the asset ``assets/class_names.txt``.
+        (string ``[None]``). The class names are the asset ``assets/class_names.txt``; the
+        SavedModel's ``max_pixels`` variable holds the limit `serving_bytes` enforces.
+        `serving_bytes` is all or nothing: one image that is corrupt, of an unsupported format
+        or over `max_pixels` fails the whole call with ``InvalidArgumentError`` (see
+        `decode_images`); send one image per call to isolate a bad one.
+
+    The SavedModel is written into a sibling folder that then takes `export_dir`'s name, so a
+    failed or killed export leaves an earlier export at `export_dir` intact and loadable.
 
     Args:
         model: a Keras classifier that takes raw [0, 255] pixels (its first layer a
@@ -234,13 +382,16 @@ def export_saved_model(
         class_names: one name per model output.
         resize_mode: how `serving_bytes` fits images to H x W; one of `RESIZE_MODES`, as trained.
         image_size: (height, width), needed only for a model whose input size is not fixed.
+        max_pixels: largest height x width `serving_bytes` decodes; bigger images are refused
+            before decoding where their header gives the size (JPEG, PNG, GIF).
 
     Returns:
         `export_dir`.
 
     Raises:
         ValueError: for a model that does not take one 1- or 3-channel image input, class names
-            that do not match its outputs (or contain line breaks), or an unknown `resize_mode`.
+            that do not match its outputs (or contain line breaks), an unknown `resize_mode` or
+            a `max_pixels` below 1.
         TypeError: for class names that are not strings.
         FileExistsError: if `export_dir` is a non-empty folder that is not a SavedModel.
     """
@@ -251,10 +402,11 @@ def export_saved_model(
     names = _check_class_names(class_names, model.output_shape[-1])
     if resize_mode not in RESIZE_MODES:
         raise ValueError(f"resize_mode must be one of {RESIZE_MODES}. Received resize_mode={resize_mode!r}")
+    max_pixels = _check_max_pixels(max_pixels)
     export_dir = os.fspath(export_dir)
-    _prepare_dir(export_dir)
+    _check_replaceable(export_dir)
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _replacing(export_dir) as staged:
         # The file only has to exist while saving: the initializer wraps the path in a
         # tf.saved_model.Asset, which tf.saved_model.save copies into assets/.
         names_path = os.path.join(tmp, CLASS_NAMES_ASSET)
@@ -293,14 +445,18 @@ def export_saved_model(
         def serve_bytes(image_bytes):
             # Calls the traced serving_default rather than the model: one copy of the network
             # in the SavedModel, and one trace instead of two.
-            return serve_default(decode_images(image_bytes, (height, width), channels, resize_mode))
+            return serve_default(decode_images(image_bytes, (height, width), channels, resize_mode, max_pixels))
 
         archive.add_endpoint(
             SERVING_BYTES,
             serve_bytes,
             input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")],
         )
-        archive.write_out(export_dir, verbose=False)
+        # Readable after loading (`loaded.max_pixels[0]`); the graph holds the same constant.
+        archive.add_variable_collection(
+            "max_pixels", [tf.Variable(max_pixels, dtype=tf.int64, trainable=False, name="max_pixels")]
+        )
+        archive.write_out(staged, verbose=False)
     return export_dir
 
 
@@ -312,6 +468,8 @@ class ExportedClassifier:
         image_size: (height, width) the ``serving_default`` signature takes.
         channels: 1 or 3.
         class_names: the names in the SavedModel's class-name asset.
+        max_pixels: the largest image ``serving_bytes`` decodes (None for exports older than
+            the limit).
         signatures: the loaded signatures, by name.
     """
 
@@ -330,6 +488,8 @@ class ExportedClassifier:
         spec = self.signatures[SERVING_DEFAULT].structured_input_signature[1]["images"]
         _, height, width, channels = spec.shape.as_list()
         self.image_size = (height, width)
+        limit = getattr(self._loaded, "max_pixels", None)
+        self.max_pixels = int(limit[0].numpy()) if limit else None
         self.channels = channels
         with open(os.path.join(self.export_dir, "assets", CLASS_NAMES_ASSET), encoding="utf-8") as f:
             self.class_names = f.read().splitlines()
@@ -381,7 +541,13 @@ class ExportedClassifier:
         return self._to_numpy(self.signatures[SERVING_DEFAULT](images=images))
 
     def predict_bytes(self, image_bytes) -> dict[str, Any]:
-        """Classifies encoded JPEG/PNG/GIF/BMP files (a list of `bytes`); returns as `predict`."""
+        """Classifies encoded JPEG/PNG/GIF/BMP files (a list of `bytes`); returns as `predict`.
+
+        Raises:
+            TypeError: for a single `bytes` object instead of a list.
+            tf.errors.InvalidArgumentError: when any file is corrupt, not a supported image, or
+                larger than `max_pixels`: the whole batch fails (see `decode_images`).
+        """
         if isinstance(image_bytes, (bytes, str)):
             raise TypeError("image_bytes must be a list of encoded files; wrap a single file as [data].")
         import tensorflow as tf
@@ -449,8 +615,16 @@ def export_tflite(model, path: str, *, image_size=None) -> str:
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=[SERVING_DEFAULT])
         flatbuffer = converter.convert()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(flatbuffer)
+    # Through a sibling file: a failed or killed export never leaves half a model at `path`.
+    fd, staged = tempfile.mkstemp(prefix=os.path.basename(path) + ".partial-", dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(flatbuffer)
+        os.replace(staged, path)
+    except BaseException:
+        if os.path.exists(staged):
+            os.remove(staged)
+        raise
     return os.fspath(path)
 
 
@@ -626,6 +800,7 @@ def export_run(
     *,
     verify: bool = True,
     verbose: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> str:
     """Exports a training run directory (``model.keras``, ``class_names.json``, ``config.json``).
 
@@ -637,6 +812,7 @@ def export_run(
         verify: run the export and the Keras model on a random uint8 batch and fail if the
             probabilities differ by more than `TOLERANCES[format]` or a top class differs.
         verbose: print where the export went and the check's result.
+        max_pixels: the SavedModel's limit on images `serving_bytes` decodes (height x width).
 
     Returns:
         The path written.
@@ -657,7 +833,8 @@ def export_run(
     image_size = config.get("image_size") if None in tuple(model.input_shape)[1:3] else None
     if format == "saved_model":
         export_saved_model(
-            model, path, class_names, resize_mode=config.get("resize_mode") or "resize", image_size=image_size
+            model, path, class_names, resize_mode=config.get("resize_mode") or "resize", image_size=image_size,
+            max_pixels=max_pixels,
         )
     elif format == "tflite":
         export_tflite(model, path, image_size=image_size)
@@ -703,13 +880,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output path (default: RUN_DIR/export/saved_model, model.tflite or model.onnx)")
     parser.add_argument("--no-verify", dest="verify", action="store_false",
                         help="skip the comparison with the Keras model")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help=f"largest image (height x width) the SavedModel's serving_bytes decodes "
+                             f"(default: {DEFAULT_MAX_PIXELS:,})")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Runs ``tfresnet export``; returns the exit status (1 with a one-line error on failure)."""
+    """Runs ``tfresnet export``; returns the exit status.
+
+    A bad run directory or option raises (`tfresnet.cli.run_command` makes it one line and exit
+    code 2); an export that fails or fails its check is one line and exit code 1.
+    """
     try:
-        export_run(args.run_dir, args.format, args.out, verify=args.verify)
-    except (FileNotFoundError, FileExistsError, ValueError, TypeError, RuntimeError) as err:
-        print(f"tfresnet export: error: {err}", file=sys.stderr)
+        export_run(args.run_dir, args.format, args.out, verify=args.verify,
+                   max_pixels=getattr(args, "max_pixels", DEFAULT_MAX_PIXELS))
+    except RuntimeError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -9,6 +9,8 @@ the trainer.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -21,6 +23,13 @@ __all__ = ["load_recipe", "run_config", "main", "add_arguments", "run"]
 def load_recipe(path: str) -> tuple[str, Callable]:
     """Returns ``(name, get_config)`` of a recipe file.
 
+    A recipe is Python code and runs with the caller's rights: load only recipes you trust.
+
+    Recipes may build on each other (``from pets_transfer import get_config``), as when run with
+    ``python recipes/NAME.py``, where their folder is on ``sys.path``. Here the folder is on
+    ``sys.path`` only while the recipe runs (its import, and each call of the returned
+    ``get_config``), so that its files cannot shadow other modules afterwards.
+
     Raises:
         FileNotFoundError: if `path` does not exist.
         ValueError: if the file defines no ``get_config``.
@@ -28,17 +37,35 @@ def load_recipe(path: str) -> tuple[str, Callable]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Recipe not found: {path}")
     name = os.path.splitext(os.path.basename(path))[0]
-    # Recipes may build on each other (`from pets_transfer import get_config`), as when run
-    # with `python recipes/NAME.py`, where their folder is on sys.path.
     folder = os.path.dirname(os.path.abspath(path))
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
     spec = importlib.util.spec_from_file_location(f"tfresnet_recipe_{name}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not callable(getattr(module, "get_config", None)):
+    with _on_sys_path(folder):
+        spec.loader.exec_module(module)
+    recipe_get_config = getattr(module, "get_config", None)
+    if not callable(recipe_get_config):
         raise ValueError(f"Recipe {path} defines no get_config() function.")
-    return name, module.get_config
+
+    @functools.wraps(recipe_get_config)
+    def get_config(*args, **kwargs):
+        with _on_sys_path(folder):  # for recipes that import a sibling inside get_config()
+            return recipe_get_config(*args, **kwargs)
+
+    return name, get_config
+
+
+@contextlib.contextmanager
+def _on_sys_path(folder: str):
+    """Puts `folder` first on ``sys.path`` for the block, unless it is there already."""
+    if folder in sys.path:
+        yield
+        return
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):  # the recipe took it off itself
+            sys.path.remove(folder)
 
 
 def run_config(config, *, recipe: str, run_dir: str | None = None, resume: bool = False):
@@ -90,28 +117,50 @@ def add_arguments(parser: argparse.ArgumentParser, *, with_recipe: bool = True) 
                         help="print the resolved config and exit without training")
 
 
+def _resumed_config(run_dir: str):
+    """The config a run directory was started with (its ``config.json``), for ``--resume``.
+
+    Raises:
+        FileNotFoundError: if `run_dir` is not a folder, or holds no ``config.json``.
+        ConfigError: if its ``config.json`` is not a valid config.
+    """
+    from tfresnet.training.config import ConfigError, TrainConfig
+
+    if not os.path.isdir(run_dir):
+        raise FileNotFoundError(f"--resume: run directory {run_dir!r} does not exist.")
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--resume: {run_dir!r} holds no config.json, so it is not a run directory.")
+    try:
+        with open(path) as f:
+            values = json.load(f)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"--resume: {path} is not valid JSON ({err}).") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"--resume: {path} must hold a JSON object. Received {values!r}")
+    return TrainConfig.from_dict(values)
+
+
 def _execute(name: str, get_config: Callable, args) -> int:
+    """Resolves, checks and trains the config; bad input raises (see `tfresnet.cli.run_command`)."""
+    from tfresnet.training.config import ConfigError, apply_overrides
+
+    if args.resume:
+        if args.overrides:
+            raise ConfigError("--resume continues a run as it was configured; drop --set.")
+        config = _resumed_config(args.resume)
+        run_dir = args.resume
+    else:
+        config = apply_overrides(get_config(), args.overrides)
+        run_dir = args.run_dir
+    config.validate()
+    if args.print_config:
+        print(config.to_json())
+        return 0
     from tfresnet.training.callbacks import NaNLossError
-    from tfresnet.training.config import ConfigError, TrainConfig, apply_overrides
 
     try:
-        if args.resume:
-            if args.overrides:
-                raise ConfigError("--resume continues a run as it was configured; drop --set.")
-            with open(os.path.join(args.resume, "config.json")) as f:
-                config = TrainConfig.from_dict(json.load(f))
-            run_dir = args.resume
-        else:
-            config = apply_overrides(get_config(), args.overrides)
-            run_dir = args.run_dir
-        config.validate()
-        if args.print_config:
-            print(config.to_json())
-            return 0
         run_config(config, recipe=name, run_dir=run_dir, resume=bool(args.resume))
-    except (ConfigError, FileExistsError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except NaNLossError as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
@@ -119,27 +168,28 @@ def _execute(name: str, get_config: Callable, args) -> int:
 
 
 def main(get_config: Callable, argv: list[str] | None = None, *, name: str | None = None) -> int:
-    """Entry point of a recipe file: ``raise SystemExit(main(get_config))``."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Entry point of a recipe file: ``raise SystemExit(main(get_config))``.
+
+    Returns the exit code: 0, 2 after a one-line ``error: ...`` for a bad option, ``--set`` value
+    or run directory (``--debug`` shows the traceback), 3 when the loss became NaN.
+    """
+    from tfresnet.cli import ArgumentParser, add_debug_argument, run_command
+
     name = name or os.path.splitext(os.path.basename(sys.argv[0]))[0]
-    parser = argparse.ArgumentParser(prog=f"{name}", description=(get_config.__doc__ or "").strip())
+    parser = ArgumentParser(prog=f"{name}", description=(get_config.__doc__ or "").strip())
     add_arguments(parser, with_recipe=False)
-    return _execute(name, get_config, parser.parse_args(argv))
+    add_debug_argument(parser)
+    args = parser.parse_args(argv)
+    return run_command(lambda a: _execute(name, get_config, a), args, debug=args.debug)
 
 
 def run(args) -> int:
     """The `tfresnet train` verb."""
     if args.recipe is None and not args.resume:
-        print("error: give a recipe file, or --resume RUN_DIR", file=sys.stderr)
-        return 2
+        raise ValueError("give a recipe file, or --resume RUN_DIR")
     if args.recipe is None:
-        with open(os.path.join(args.resume, "config.json")) as f:
-            json.load(f)  # fail early on a broken run directory
+        _resumed_config(args.resume)  # fail early on a broken run directory
         name, get_config = os.path.basename(os.path.normpath(args.resume)), None
     else:
-        try:
-            name, get_config = load_recipe(args.recipe)
-        except (FileNotFoundError, ValueError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+        name, get_config = load_recipe(args.recipe)
     return _execute(name, get_config, args)

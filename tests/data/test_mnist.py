@@ -150,3 +150,43 @@ def test_offline_without_data_fails_naming_the_files(tmp_path, monkeypatch):
     message = str(err.value)
     for expected in ("mnist.npz", "train-images-idx3-ubyte", "TFRESNET_DATA_DIR", str(tmp_path)):
         assert expected in message
+
+
+def _small_arrays():
+    arrays = _sample_arrays()
+    return {"x_train": arrays["x_train"][:200], "y_train": arrays["y_train"][:200],
+            "x_test": arrays["x_test"][:50], "y_test": arrays["y_test"][:50]}
+
+
+@pytest.mark.parametrize(
+    "key, change, message",
+    [
+        ("x_train", lambda a: a.astype(np.float32) / 255,
+         r"key 'x_train'.*must be uint8.*Found dtype float32 \(shape \(200, 28, 28\)\)"),
+        ("x_test", lambda a: a[:, :, :27], r"key 'x_test'.*shape \(N, 28, 28\). Found shape \(50, 28, 27\)"),
+        ("y_train", lambda a: a.astype(np.float64), r"key 'y_train'.*integers 0-9. Found dtype float64"),
+        ("y_test", lambda a: np.where(np.arange(len(a)) < 3, 10, a),
+         r"key 'y_test'.*class ids 0-9. Found 3 outside, values \[10\]"),
+        ("y_train", lambda a: a[:-1], r"key 'x_train' holds 200 images but .*key 'y_train' holds 199 labels"),
+    ],
+    ids=["float-images", "image-shape", "float-labels", "label-out-of-range", "unequal-lengths"],
+)
+def test_bad_npz_fails_naming_file_key_and_what_was_found(tmp_path, key, change, message):
+    arrays = _small_arrays()
+    arrays[key] = change(arrays[key])
+    np.savez(tmp_path / "mnist.npz", **arrays)
+    with pytest.raises(ValueError, match=message) as err:
+        data.load("mnist", data_dir=tmp_path, verbose=0)
+    assert str(tmp_path / "mnist.npz") in str(err.value)
+
+
+def test_bad_idx_file_fails_naming_it(tmp_path):
+    arrays = _small_arrays()
+    for key, stem in IDX_FILES.items():
+        _write_idx(tmp_path / stem, arrays[key], gz=False)
+    labels = tmp_path / IDX_FILES["y_test"]
+    y = arrays["y_test"].astype(np.uint8).copy()
+    y[0] = 12
+    labels.write_bytes(b"\0\0\x08\x01" + struct.pack(">I", len(y)) + y.tobytes())
+    with pytest.raises(ValueError, match=rf"{labels}.*class ids 0-9. Found 1 outside, values \[12\]"):
+        data.load("mnist", data_dir=tmp_path, verbose=0)

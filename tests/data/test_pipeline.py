@@ -118,9 +118,13 @@ def test_decode_failures_are_counted_not_silently_dropped(small_folder, tmp_path
         _split([*paths, garbage, missing], [*labels, 0, 1]),
         training=False, image_size=(8, 8), channels=3, batch_size=7, counter=counter,
     )
-    seen = sum(len(y) for _, y in _batches(ds))
-    assert seen == len(paths)
+    batches = _batches(ds)
     assert counter.failures == 2
+    # The two dropped elements are replaced by the split's first two, so the number of
+    # examples (and batches) per pass is the one Keras and the schedules were told.
+    assert int(ds.cardinality()) == len(batches) == 4
+    labels = np.concatenate([y for _, y in batches])
+    assert len(labels) == len(paths) + 2 and labels[-2:].tolist() == labels[:2].tolist()
 
 
 def test_categorical_labels(small_folder):
@@ -129,3 +133,19 @@ def test_categorical_labels(small_folder):
                       label_mode="categorical", num_classes=2, batch_size=24)
     (_, onehot), = _batches(ds)
     assert onehot.dtype == np.float32 and np.array_equal(onehot.argmax(-1), labels)
+
+
+def test_file_broken_after_validation_keeps_the_batches_per_epoch(tmp_path):
+    # Validation ran before; the file then breaks on disk. The pass is topped up from the next
+    # one, so Keras and the learning-rate schedule see the same number of steps every epoch.
+    paths = [fakes.write_jpeg(tmp_path / f"{i}.jpg") for i in range(10)]
+    counter = DecodeCounter()
+    ds = make_dataset(_split(paths, list(range(10))), training=True, image_size=(8, 8), channels=3,
+                      batch_size=4, counter=counter)
+    assert int(ds.cardinality()) == 3
+    paths[3].write_bytes(b"broken since validation")
+    for _ in range(2):
+        batches = _batches(ds)
+        assert [len(y) for _, y in batches] == [4, 4, 2]
+        assert 3 not in np.concatenate([y for _, y in batches])
+    assert counter.failures == 2

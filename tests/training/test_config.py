@@ -9,7 +9,7 @@ def test_overrides_are_typed_by_field():
     config = apply_overrides(TrainConfig(), [
         "epochs=3", "lr=0.05", "smoke=true", "image_size=none", "optimizer=sgd",
         "step_epochs=2,4", "schedule=step", "model_args.alpha=0.5", "data_dir=../shared/data",
-        "jit_compile=false", "mixed_precision=mixed_bfloat16",
+        "jit_compile=false", "mixed_precision=mixed_bfloat16", "model=mobilenetv2",  # takes alpha
     ])
     assert config.epochs == 3 and isinstance(config.epochs, int)
     assert config.lr == 0.05 and config.smoke is True and config.image_size is None
@@ -82,3 +82,57 @@ def test_tune_space_is_checked_naming_the_key():
     for space, match in bad:
         with pytest.raises(ConfigError, match=match):
             TrainConfig(tune=space).validate()
+
+
+# Every `--set` form README.md, the recipes' docstrings and the error messages show, with the
+# value it must give. Extra overrides make the config valid (alpha needs a MobileNet).
+README_OVERRIDES = [
+    (["epochs=3"], "epochs", 3),
+    (["lr=0.01"], "lr", 0.01),
+    (["model=resnet50"], "model", "resnet50"),
+    (["data_dir=../shared/data"], "data_dir", "../shared/data"),
+    (["data=mnist"], "data", "mnist"),
+    (["smoke=true"], "smoke", True),
+    (["weights=none"], "weights", None),
+    (["weights=/tmp/resnet50_notop.h5"], "weights", "/tmp/resnet50_notop.h5"),
+    (["steps_per_epoch=none"], "steps_per_epoch", None),
+    (["mixed_precision=mixed_bfloat16"], "mixed_precision", "mixed_bfloat16"),
+    (["jit_compile=true"], "jit_compile", True),
+    (["jit_compile=auto"], "jit_compile", "auto"),
+    (["steps_per_execution=8"], "steps_per_execution", 8),
+    (["steps_per_execution=4"], "steps_per_execution", 4),
+    (["strategy=mirrored"], "strategy", "mirrored"),
+    (["strategy=multiworker"], "strategy", "multiworker"),
+    (["schedule=step", "epochs=90", "step_epochs=30,60"], "step_epochs", [30, 60]),
+    (["model=mobilenetv2", "model_args.alpha=0.5"], "model_args", {"alpha": 0.5}),
+    (['tune.lr={"min": 1e-4, "max": 1e-2, "sampling": "log"}'], "tune",
+     {"lr": {"min": 1e-4, "max": 1e-2, "sampling": "log"}}),
+    (["tune.lr=null"], "tune", {"lr": None}),
+    (["fine_tune_from=block2_conv"], "fine_tune_from", "block2_conv"),
+    (["fine_tune_from.convnet=block2_conv"], "fine_tune_from", {"convnet": "block2_conv"}),
+    (['fine_tune_from={"vgg16": "block5_conv1"}'], "fine_tune_from", {"vgg16": "block5_conv1"}),
+    (["fine_tune_from=null", "fine_tune_from.resnet50=conv5_block1_1_conv"], "fine_tune_from",
+     {"resnet50": "conv5_block1_1_conv"}),
+    (["export=false", "verbose=0", "tensorboard=false"], "verbose", 0),
+]
+
+
+@pytest.mark.parametrize("overrides, key, expected", README_OVERRIDES,
+                         ids=[" ".join(o) for o, _, _ in README_OVERRIDES])
+def test_every_documented_set_form_works(overrides, key, expected):
+    config = apply_overrides(TrainConfig(), overrides).validate()
+    assert getattr(config, key) == expected
+    assert type(getattr(config, key)) is type(expected)
+
+
+def test_a_layer_name_cannot_be_extended_by_model():
+    config = apply_overrides(TrainConfig(), ["fine_tune_from=block2_conv"])
+    with pytest.raises(ConfigError, match="fine_tune_from is 'block2_conv'.*fine_tune_from=null"):
+        apply_overrides(config, ["fine_tune_from.convnet=block1_conv"])
+    with pytest.raises(ConfigError, match="model_args must be a JSON object"):
+        apply_overrides(config, ["model_args=0.5"])
+
+
+def test_step_epochs_must_be_numbers():
+    with pytest.raises(ConfigError, match=r"step_epochs must be epoch numbers > 0.*\['thirty'\]"):
+        apply_overrides(TrainConfig(), ["schedule=step", "step_epochs=thirty"]).validate()

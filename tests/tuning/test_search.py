@@ -17,8 +17,12 @@ from .conftest import CLI_SETS, RECIPE, SPACE
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def check_search(run_dir, *, trials: int) -> pd.DataFrame:
-    """What every finished search writes: one row per trial, the plot, and the best model."""
+def check_search(run_dir, *, trials: int, min_accuracy: float | None = None) -> pd.DataFrame:
+    """What every finished search writes: one row per trial, the plot, and the best model.
+
+    With `min_accuracy`, the best trial must also reach it, on validation and on test: for
+    searches whose trials train long enough to learn.
+    """
     frame = pd.read_csv(run_dir / "results.csv")
     assert list(frame["trial_id"]) == list(range(trials))
     assert set(frame["status"]) == {"COMPLETED"}
@@ -34,7 +38,12 @@ def check_search(run_dir, *, trials: int) -> pd.DataFrame:
     assert metrics["val_accuracy"] == pytest.approx(best["val_accuracy"])
     # Loaded from the trial's best-epoch checkpoint, not retrained: it scores what the search recorded.
     assert metrics["validation_accuracy"] == pytest.approx(best["val_accuracy"], abs=1e-6)
-    assert metrics["split"] == "test" and 0 <= metrics["accuracy"] <= 1
+    assert metrics["split"] == "test" and metrics["examples"] > 0  # smoke runs score 3 batches
+    if min_accuracy is not None:
+        assert metrics["examples"] == 1_000  # all the sample's test digits
+        assert best["val_accuracy"] >= min_accuracy and metrics["accuracy"] >= min_accuracy, (
+            f"the best trial is too close to chance (0.1): val {best['val_accuracy']:.3f}, "
+            f"test {metrics['accuracy']:.3f}; results:\n{frame}")
     config = json.loads((run_dir / "best" / "config.json").read_text())
     assert config["lr"] == pytest.approx(best["lr"]) and config["dropout"] == best["dropout"]
     assert config["tune"] == {}  # a plain training config, ready to train the winner longer
@@ -64,13 +73,15 @@ def test_smoke_search_per_tuner(tuner, tiny_config, tmp_path):
 def test_cli_random_search_prints_table_writes_files_and_exports(tmp_path, capsys):
     run_dir = tmp_path / "search"
     args = ["tune", str(RECIPE), "--max-trials", "3", "--run-dir", str(run_dir), *CLI_SETS,
-            "--set", "smoke=false", "--set", "epochs=1", "--set", "steps_per_epoch=2",
-            "--set", "batch_size=16", "--set", "verbose=0", "--set", "jit_compile=false",
+            "--set", "smoke=false", "--set", "epochs=1", "--set", "steps_per_epoch=25",
+            "--set", "batch_size=32", "--set", "verbose=0", "--set", "jit_compile=false",
             "--set", "export=true"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "trial_id" in out and "val_accuracy" in out and "best trial" in out and "SavedModel" in out
-    check_search(run_dir, trials=3)
+    # 25 steps of 32 per trial: the best of 3 learning rates reached 0.735 (val and test) when
+    # measured, against 0.1 for chance.
+    check_search(run_dir, trials=3, min_accuracy=0.5)
     assert (run_dir / "best" / "export" / "saved_model" / "saved_model.pb").exists()
     settings = json.loads((run_dir / SETTINGS_FILE).read_text())
     assert settings["tuner"] == "random" and settings["config"]["tune"] == SPACE

@@ -103,15 +103,14 @@ def _check(args) -> list[str]:
 
 
 def run(args) -> int:
-    """The `tfresnet bench` verb."""
+    """The `tfresnet bench` verb.
+
+    Bad options raise before any suite runs (`tfresnet.cli.run_command` makes them one line and
+    exit code 2; a bad ``--set`` is a ConfigError, a ValueError).
+    """
     from tfresnet.bench.common import write_result
 
-    # ConfigError (bad --set) is a ValueError.
-    try:
-        suites = _check(args)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    suites = _check(args)
     reports = []
     for suite in suites:
         module_name, file_name = SUITES[suite]
@@ -121,8 +120,7 @@ def run(args) -> int:
         try:
             result = module.run(**_options(suite, args))
         except (ValueError, FileNotFoundError) as err:
-            print(f"error: {suite}: {err}", file=sys.stderr)
-            return 2
+            raise ValueError(f"{suite}: {err}") from err  # name the suite: others may have run
         result["wall_seconds"] = round(time.perf_counter() - started, 1)
         path = os.path.join(args.out_dir, file_name)
         write_result(path, suite, result)
@@ -134,10 +132,13 @@ def run(args) -> int:
 
 def main(argv: list[str] | None = None, *, suite: str | None = None) -> int:
     """Entry point of `benchmarks/*.py`: the `tfresnet bench` options, with `suite` preset."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    parser = argparse.ArgumentParser(prog="tfresnet bench", description=__doc__.splitlines()[0])
+    from tfresnet.cli import ArgumentParser, add_debug_argument, run_command
+
+    parser = ArgumentParser(prog="tfresnet bench", description=__doc__.splitlines()[0])
     add_arguments(parser)
+    add_debug_argument(parser)
     argv = list(sys.argv[1:] if argv is None else argv)
     if suite:
         argv = ["--suite", suite, *argv]
-    return run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    return run_command(run, args, debug=args.debug)

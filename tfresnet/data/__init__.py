@@ -36,7 +36,7 @@ from tfresnet.data.registry import (
     model_preprocessing,
     register_dataset,
 )
-from tfresnet.data.sources import DataNotFoundError, FileIssue
+from tfresnet.data.sources import DataNotFoundError, EmptyClassError, FileIssue
 from tfresnet.data.splits import stratified_split
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "DataNotFoundError",
     "DatasetBundle",
     "DatasetSpec",
+    "EmptyClassError",
     "FileIssue",
     "ImageCheck",
     "build_augmentation",

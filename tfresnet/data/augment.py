@@ -28,6 +28,8 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
+from tfresnet import keras_compat
+
 __all__ = ["AUGMENT_PRESETS", "Augmentation", "build_augmentation", "list_augmentations"]
 
 _log = logging.getLogger(__name__)
@@ -83,10 +85,16 @@ class _OneOf:
         self.layers = list(layers)
         self.seed = seed
 
-    def __call__(self, data, training=True):
+    def __call__(self, data, training=True, key=None):
+        if key is not None:
+            for i, layer in enumerate(self.layers):
+                _reseed(layer, tf.random.experimental.stateless_fold_in(key, i + 1))
         if len(self.layers) == 1:
             return self.layers[0](data, training=training)
-        index = tf.random.uniform((), 0, len(self.layers), dtype=tf.int32, seed=self.seed)
+        if key is None:
+            index = tf.random.uniform((), 0, len(self.layers), dtype=tf.int32, seed=self.seed)
+        else:
+            index = tf.random.stateless_uniform((), key, 0, len(self.layers), dtype=tf.int32)
         branches = [lambda layer=layer: layer(data, training=training) for layer in self.layers]
         return tf.switch_case(index, branches)
 
@@ -110,9 +118,22 @@ class Augmentation:
         self.missing = tuple(missing)
         self.mixes_labels = bool(mixes_labels)
 
-    def __call__(self, images, labels):
+    def __call__(self, images, labels, key=None):
+        """Augments a batch; `key` (a stateless seed, shape [2]) makes the draws a function of it.
+
+        With a key, every random generator of the steps is set from it first, so the same key
+        gives the same augmentation in any run (`tfresnet.data.pipeline` keys each batch by the
+        seed, the epoch and its index). Calls with keys must not run in parallel: they share the
+        generators.
+        """
         data = {"images": images, "labels": labels}
-        for step in self.steps:
+        for index, step in enumerate(self.steps):
+            if key is not None:
+                step_key = tf.random.experimental.stateless_fold_in(key, index)
+                if isinstance(step, _OneOf):
+                    data = step(data, training=True, key=step_key)
+                    continue
+                _reseed(step, step_key)
             data = step(data, training=True)
         # Interpolation and contrast can overshoot slightly; keep the [0, 255] contract. Keras
         # layers given a dict cast labels to float; unmixed labels stay the int32 ids they were.
@@ -124,6 +145,12 @@ class Augmentation:
             repr(step) if isinstance(step, _OneOf) else type(step).__name__ for step in self.steps
         )
         return f"Augmentation({self.name!r}: {names or 'nothing'})"
+
+
+def _reseed(layer, key) -> None:
+    """Sets a Keras layer's random generators from a stateless key (one per generator)."""
+    for i, state in enumerate(keras_compat.seed_generator_states(layer)):
+        state.assign(tf.cast(tf.random.experimental.stateless_fold_in(key, i), state.dtype))
 
 
 def _build_step(step, seed: int | None, missing: list[str]):

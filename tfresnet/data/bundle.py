@@ -8,12 +8,15 @@ see at a glance what it trains on.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
+import tempfile
 
 import numpy as np
 import tensorflow as tf
 
-from tfresnet.data.sources import SPLITS, FileIssue
+from tfresnet.data.sources import SPLITS, FileIssue, reason_kind
 
 __all__ = ["DatasetBundle"]
 
@@ -50,6 +53,8 @@ class DatasetBundle:
         resize: how images were brought to `input_shape` (`tfresnet.data.pipeline.RESIZE_MODES`).
         seed: seed of the splits and shuffles.
         metadata: dataset-specific facts (e.g. Oxford-IIIT Pet's original class ids).
+        dropped_classes: class name -> ``{"reason", "examples_removed"}`` for the classes
+            ``load(..., drop_empty_classes=True)`` removed (no usable training example).
     """
 
     name: str
@@ -72,7 +77,9 @@ class DatasetBundle:
     resize: str = "resize"
     seed: int = 0
     metadata: dict = dataclasses.field(default_factory=dict)
+    dropped_classes: dict = dataclasses.field(default_factory=dict)
     _counters: dict = dataclasses.field(default_factory=dict)
+    _epochs: object = None  # the training split's `tfresnet.data.pipeline.EpochCounter`
 
     @property
     def num_classes(self) -> int:
@@ -97,6 +104,15 @@ class DatasetBundle:
         """Number of files found but not used because they are broken or not images."""
         return len(self.skipped)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Makes the training split's next pass read epoch `epoch`'s order (and augmentation).
+
+        A trainer calls it as each epoch begins, so that a run resumed at epoch k, or a search
+        trial reusing this bundle, sees epoch k as an uninterrupted run does.
+        """
+        if self._epochs is not None:
+            self._epochs.set(epoch)
+
     def decode_errors(self) -> dict[str, int]:
         """Split name -> elements dropped because tf.data could not decode them.
 
@@ -104,6 +120,121 @@ class DatasetBundle:
         disk during training. Exact after a complete pass over a split.
         """
         return {name: counter.failures for name, counter in self._counters.items()}
+
+    def report(self) -> dict:
+        """What the loader saw, used, skipped and converted, overall, per class and per split.
+
+        For in-memory datasets (MNIST) each example counts as one file. A file's class is the
+        one its layout gives it (its class folder); files outside any class are counted
+        overall only.
+
+        Returns:
+            A JSON-ready dict: ``files`` (``seen``, ``used``, ``skipped``, ``unused``,
+            ``converted``, ``dropped``), ``skipped_by_reason``, ``per_class`` (the same counts,
+            the examples per split and, for a dropped class, why), ``splits`` (examples per
+            split and class), ``dropped_classes``, and the ``skipped``, ``unused`` and
+            ``converted`` files with their reasons.
+        """
+        def by_reason(issues) -> dict[str, int]:
+            counts: dict[str, int] = {}
+            for issue in issues:
+                counts[reason_kind(issue.reason)] = counts.get(reason_kind(issue.reason), 0) + 1
+            return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+        present = [name for name in SPLITS if self.num_examples.get(name) is not None]
+        per_class = {}
+        for k, name in enumerate(self.class_names):
+            per_class[name] = {split: int(self.class_counts[split][k]) for split in present}
+        for name in self.dropped_classes:
+            per_class[name] = {split: 0 for split in present}
+        for name, counts in per_class.items():
+            skipped = [i for i in self.skipped if i.class_name == name]
+            used = sum(counts.values())
+            dropped = self.dropped_classes.get(name, {}).get("examples_removed", 0)
+            unused = sum(i.class_name == name for i in self.unused)
+            counts.update(
+                seen=used + len(skipped) + unused + dropped,
+                used=used,
+                skipped=len(skipped),
+                skipped_by_reason=by_reason(skipped),
+                unused=unused,
+                converted=sum(i.class_name == name for i in self.converted),
+            )
+            if name in self.dropped_classes:
+                counts["dropped"] = self.dropped_classes[name]["reason"]
+        used = sum(self.num_examples[split] for split in present)
+        dropped = sum(d.get("examples_removed", 0) for d in self.dropped_classes.values())
+
+        def files(issues):
+            return [{"path": i.path, "reason": i.reason, "class": i.class_name} for i in issues]
+
+        return {
+            "dataset": self.name,
+            "origin": self.origin,
+            "class_names": list(self.class_names),
+            "files": {
+                "seen": used + len(self.skipped) + len(self.unused) + dropped,
+                "used": used,
+                "skipped": len(self.skipped),
+                "unused": len(self.unused),
+                "converted": len(self.converted),
+                "dropped": dropped,
+            },
+            "skipped_by_reason": by_reason(self.skipped),
+            "per_class": per_class,
+            "splits": {
+                split: {
+                    "examples": self.num_examples[split],
+                    "per_class": dict(zip(self.class_names,
+                                          map(int, self.class_counts[split]), strict=True)),
+                }
+                for split in present
+            },
+            "dropped_classes": dict(self.dropped_classes),
+            "skipped": files(self.skipped),
+            "unused": files(self.unused),
+            "converted": files(self.converted),
+        }
+
+    def summary(self) -> str | None:
+        """A few lines on what was skipped or dropped; None when nothing was."""
+        if not self.skipped and not self.dropped_classes:
+            return None
+        report = self.report()
+        seen, skipped = report["files"]["seen"], report["files"]["skipped"]
+        reasons = ", ".join(f"{n} {kind}" for kind, n in report["skipped_by_reason"].items())
+        lines = [f"Data: {skipped:,} of {seen:,} files skipped" + (f" ({reasons})" if reasons else "")]
+        hit = [(name, c) for name, c in report["per_class"].items() if c["skipped"]]
+        if hit:
+            lines.append("  per class: " + ", ".join(
+                f"{name} {c['skipped']}/{c['seen']}" for name, c in hit))
+        for name, info in self.dropped_classes.items():
+            lines.append(f"  class {name!r} dropped: {info['reason']}")
+        return "\n".join(lines)
+
+    def write_report(self, path: str, *, echo: bool = True) -> dict:
+        """Writes `report` as JSON to `path` and, with `echo`, prints `summary` if there is one.
+
+        Returns:
+            The report.
+        """
+        report = self.report()
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        # Through a temporary file: a run killed while writing never leaves half a report.
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(report, f, indent=2)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+        summary = self.summary()
+        if echo and summary:
+            print(f"{summary}\n  details: {path}")
+        return report
 
     def __repr__(self) -> str:
         labels = "int32 class ids" if self.label_mode == "int" else "one-hot float32"
@@ -138,6 +269,8 @@ class DatasetBundle:
             lines.append(f"  {title + ':':<11} {len(issues)} files ({shown}{more})")
         if not self.skipped:
             lines.append("  skipped:    0 files")
+        for name, info in self.dropped_classes.items():
+            lines.append(f"  dropped:    class {name!r} ({info['reason']})")
         return "\n".join(lines) + "\n)"
 
 

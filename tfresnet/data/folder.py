@@ -63,7 +63,7 @@ def index_class_folders(
     files: list[IndexedFile] = []
     skipped: list[FileIssue] = []
     class_dirs = set()
-    for label, (_, folder) in enumerate(classes):
+    for label, (class_name, folder) in enumerate(classes):
         class_dir = os.path.join(root, folder)
         class_dirs.add(folder)
         for directory, subdirs, names in os.walk(class_dir):
@@ -73,7 +73,7 @@ def index_class_folders(
                 if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
                     files.append(IndexedFile(path, label))
                 else:
-                    skipped.append(FileIssue(path, check_image(path).reason))
+                    skipped.append(FileIssue(path, check_image(path).reason, class_name))
     with os.scandir(root) as entries:
         for entry in sorted(entries, key=lambda e: e.name):
             if _visible(entry.name) and entry.name not in class_dirs:

@@ -30,7 +30,7 @@ from tfresnet.data.sources import (
 )
 from tfresnet.data.tfds_fallback import tfds_arrays
 
-__all__ = ["SAMPLE_FILE", "find_mnist", "read_idx", "read_mnist_dir"]
+__all__ = ["SAMPLE_FILE", "check_mnist_arrays", "find_mnist", "read_idx", "read_mnist_dir"]
 
 CLASS_NAMES = tuple(str(d) for d in range(10))
 SAMPLE_FILE = "mnist_sample.npz"
@@ -100,13 +100,58 @@ def find_mnist(data_dir: str | None) -> tuple[str, str | dict] | None:
     return None
 
 
+def check_mnist_arrays(arrays: dict[str, np.ndarray], where: dict[str, str]) -> dict[str, np.ndarray]:
+    """Checks MNIST arrays before anything trains on them; returns them unchanged.
+
+    Images must be uint8 ``(N, 28, 28)`` (a float array is refused rather than cast: its scale,
+    [0, 1] or [0, 255], cannot be told apart safely), labels integer class ids 0-9 of shape
+    ``(N,)``, and each split as many labels as images.
+
+    Args:
+        arrays: Keras key (``x_train``, ``y_train``, ``x_test``, ``y_test``) -> array.
+        where: Keras key -> where the array came from, for messages (a file, ``"FILE, key
+            'x_train'"``, a tensorflow-datasets builder).
+
+    Raises:
+        ValueError: naming the file, the key and what was found.
+    """
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        wx, wy = where[f"x_{split}"], where[f"y_{split}"]
+        if x.dtype != np.uint8:
+            raise ValueError(
+                f"{wx}: MNIST images must be uint8 pixels in [0, 255]. Found dtype {x.dtype} "
+                f"(shape {x.shape}); convert the file, e.g. np.clip(x * 255, 0, 255).astype(np.uint8) "
+                f"for pixels in [0, 1]."
+            )
+        if x.ndim != 3 or x.shape[1:] != (28, 28):
+            raise ValueError(f"{wx}: MNIST images must have shape (N, 28, 28). Found shape {x.shape}.")
+        if not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"{wy}: MNIST labels must be integers 0-9. Found dtype {y.dtype}.")
+        if y.ndim != 1:
+            raise ValueError(f"{wy}: MNIST labels must have shape (N,). Found shape {y.shape}.")
+        if len(x) != len(y):
+            raise ValueError(
+                f"{wx} holds {len(x):,} images but {wy} holds {len(y):,} labels; they must be equal."
+            )
+        bad = (y < 0) | (y > 9)
+        if bad.any():
+            values = np.unique(y[bad])
+            raise ValueError(
+                f"{wy}: MNIST labels must be class ids 0-9. Found {int(bad.sum()):,} outside, "
+                f"values {values[:5].tolist()}{' ...' if len(values) > 5 else ''}."
+            )
+    return arrays
+
+
 def _read_npz(path: str) -> dict[str, np.ndarray]:
     # allow_pickle=False: an .npz from elsewhere must not run code when loaded.
     with np.load(path, allow_pickle=False) as data:
         missing = sorted(set(IDX_FILES) - set(data.files))
         if missing:
             raise ValueError(f"{path} lacks the keys {missing} of Keras' mnist.npz layout.")
-        return {key: np.asarray(data[key]) for key in IDX_FILES}
+        arrays = {key: np.asarray(data[key]) for key in IDX_FILES}
+    return check_mnist_arrays(arrays, {key: f"{path}, key {key!r}" for key in IDX_FILES})
 
 
 def read_mnist_dir(data_dir: str) -> tuple[dict[str, np.ndarray], str]:
@@ -121,7 +166,7 @@ def read_mnist_dir(data_dir: str) -> tuple[dict[str, np.ndarray], str]:
     kind, where = found
     if kind == "npz":
         return _read_npz(where), f"{where} (Keras mnist.npz)"
-    arrays = {key: read_idx(path) for key, path in where.items()}
+    arrays = check_mnist_arrays({key: read_idx(path) for key, path in where.items()}, where)
     return arrays, f"{os.path.dirname(where['x_train'])} (LeCun IDX files)"
 
 
@@ -149,6 +194,7 @@ def load_mnist(ctx: LoadContext) -> Source:
             "x_test": splits["test"][0][..., 0], "y_test": splits["test"][1],
         }
         origin = "tensorflow-datasets 'mnist'"
+        check_mnist_arrays(arrays, {key: f"{origin}, {key}" for key in IDX_FILES})
     n_train, n_test = len(arrays["y_train"]), len(arrays["y_test"])
     return _source(
         arrays, ctx, origin,

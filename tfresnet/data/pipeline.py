@@ -8,7 +8,9 @@ image files and tensorflow-datasets records go through the same steps:
    epoch gets a new order;
 2. decode in parallel (`tf.io.decode_image`, ``channels=3``, first frame of GIFs), counting
    and dropping any element that still fails (a second line of defence: validation already
-   removed broken files) - see `DecodeCounter`;
+   removed broken files) - see `DecodeCounter`; a pass shortened by such a drop is topped up
+   with the split's first decodable elements, so every split has a known, fixed number of
+   batches per epoch;
 3. resize to ``image_size``: ``"resize"`` stretches, ``"crop"`` centre-crops to the target
    aspect ratio first, ``"pad"`` pads with black to it (`keras.layers.Resizing` with
    ``crop_to_aspect_ratio`` / ``pad_to_aspect_ratio``), then rounds to uint8, which keeps the
@@ -22,6 +24,11 @@ image files and tensorflow-datasets records go through the same steps:
 ``deterministic=True`` makes the order of training elements reproducible run to run (seeded
 shuffles, ordered parallel maps); otherwise parallel maps may reorder them for speed.
 Validation and test splits are never shuffled and always keep their order.
+
+Given an `EpochCounter`, the training split's shuffle is keyed by the seed and the epoch (epoch
+k's order is a function of (seed, k), not of how many passes this dataset object has made), and
+with ``deterministic=True`` so is its augmentation, batch by batch: a run resumed at epoch k,
+which builds a new dataset, reads epoch k exactly as an uninterrupted run does.
 """
 
 from __future__ import annotations
@@ -32,9 +39,10 @@ import os
 import keras
 import tensorflow as tf
 
+from tfresnet.data.augment import Augmentation
 from tfresnet.data.sources import SplitSource
 
-__all__ = ["RESIZE_MODES", "DecodeCounter", "make_dataset"]
+__all__ = ["RESIZE_MODES", "DecodeCounter", "EpochCounter", "make_dataset"]
 
 RESIZE_MODES = ("resize", "crop", "pad")
 
@@ -61,6 +69,58 @@ class DecodeCounter:
     def failures(self) -> int:
         """Elements dropped because they could not be decoded (exact after a full pass)."""
         return int(self.attempted.numpy() - self.delivered.numpy())
+
+
+class EpochCounter:
+    """The epoch a training split's next pass reads, which keys its shuffle and augmentation.
+
+    Each pass (each new iterator, as Keras makes one per epoch) takes the current value and
+    moves it on by one, so a dataset iterated by hand still gets a new order every pass; a
+    trainer sets it at the start of each epoch (`set`), so that epoch k reads epoch k's order
+    however many passes came before, e.g. none in a run resumed at epoch k.
+    """
+
+    def __init__(self):
+        # Outside any tf.function or distribution scope, like `DecodeCounter`'s.
+        with tf.init_scope(), tf.device("/CPU:0"):
+            self.next_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_next_epoch")
+
+    def set(self, epoch: int) -> None:
+        """Makes the next pass read epoch `epoch`."""
+        self.next_epoch.assign(epoch)
+
+    def start_pass(self):
+        """In a tf.data function: the epoch of the pass starting now; moves the counter on."""
+        return self.next_epoch.assign_add(1) - 1
+
+    def current(self):
+        """In a tf.data function: the epoch of the pass under way."""
+        return self.next_epoch.read_value() - 1
+
+
+def _shuffle(ds, buffer: int, seed: int | None, epochs: EpochCounter | None):
+    """`ds.shuffle`, in a new order every pass; keyed by (seed, epoch) when there is a counter."""
+    if epochs is None or seed is None:
+        return ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    size = int(ds.cardinality())
+
+    def one_pass(_):
+        # Run once per iterator: a dataset captured here is shared, caches included. `shuffle`
+        # compares (global seed, op seed) with (0, 0) in Python, which fails for a tensor op
+        # seed when the global seed is 0: this trace's graph gets a non-zero seed of its own
+        # (graph mode: it touches nothing outside this function).
+        tf.compat.v1.set_random_seed(seed % (2**31 - 1) + 1)
+        epoch_seed = tf.constant(seed, tf.int64) * 1_000_003 + epochs.start_pass()
+        return ds.shuffle(buffer, seed=epoch_seed, reshuffle_each_iteration=False)
+
+    keyed = tf.data.Dataset.range(1).flat_map(one_pass)
+    return keyed.apply(tf.data.experimental.assert_cardinality(size)) if size >= 0 else keyed
+
+
+def _batch_key(seed: int, epoch, index):
+    """The stateless random key of batch `index` of epoch `epoch`."""
+    fold = tf.random.experimental.stateless_fold_in
+    return fold(fold(tf.constant([seed, 0], tf.int64), epoch), index)
 
 
 def _decode(x, kind: str, channels: int):
@@ -108,6 +168,7 @@ def make_dataset(
     num_classes: int | None = None,
     drop_remainder: bool = False,
     counter: DecodeCounter | None = None,
+    epochs: EpochCounter | None = None,
 ) -> tf.data.Dataset:
     """Builds the batched dataset of one split.
 
@@ -136,6 +197,8 @@ def make_dataset(
         num_classes: needed for ``"categorical"``.
         drop_remainder: drop the last incomplete batch.
         counter: a `DecodeCounter` that counts elements dropped because decoding failed.
+        epochs: an `EpochCounter` keying the training split's shuffle (and, with
+            `deterministic` and an `Augmentation`, its augmentation) by the seed and the epoch.
 
     Returns:
         A `tf.data.Dataset` of ``(images, labels)`` batches: images float32
@@ -154,7 +217,7 @@ def make_dataset(
     cheap = split.kind in ("path", "image")
     if shuffle and cache is None:
         buffer = shuffle_buffer or (n if cheap else min(n, _MAX_SHUFFLE_BUFFER))
-        ds = ds.shuffle(max(buffer, 1), seed=seed, reshuffle_each_iteration=True)
+        ds = _shuffle(ds, max(buffer, 1), seed, epochs)
 
     if split.kind != "image":
         if counter is not None:
@@ -177,6 +240,15 @@ def make_dataset(
                 return x, y
 
             ds = ds.map(count_out)
+        # ignore_errors leaves the number of elements unknown, so Keras would learn an epoch's
+        # length only by running out of data ("Your input ran out of data" in epoch 1), and an
+        # element dropped at run time would shorten that epoch below the steps the learning-rate
+        # schedule counts. A short pass is topped up with the split's first decodable elements
+        # (through their own pipeline, which is started only after a drop and is not counted),
+        # so every pass has exactly n elements and tf.data knows it.
+        filler = split.elements.map(lambda x, y: (_decode(x, split.kind, channels), y))
+        filler = filler.ignore_errors().repeat()  # repeat() ends if a whole pass fails
+        ds = ds.concatenate(filler).take(n).apply(tf.data.experimental.assert_cardinality(n))
 
     if tuple(image_size) != tuple(source_size or ()):
         resizer = _resizer(image_size, resize)
@@ -197,7 +269,7 @@ def make_dataset(
         ds = ds.cache(os.path.join(cache, f"{cache_name}-{key}"))
     if shuffle and cache:
         buffer = shuffle_buffer or (n if cache == "memory" else min(n, _MAX_SHUFFLE_BUFFER))
-        ds = ds.shuffle(max(buffer, 1), seed=seed, reshuffle_each_iteration=True)
+        ds = _shuffle(ds, max(buffer, 1), seed, epochs)
 
     ds = ds.batch(
         batch_size,
@@ -213,7 +285,13 @@ def make_dataset(
         return images, tf.cast(labels, tf.int32)
 
     ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    if training and augmentation is not None:
+    keyed = deterministic and epochs is not None and seed is not None and isinstance(augmentation, Augmentation)
+    if training and augmentation is not None and keyed:
+        # One call at a time: each call sets the augmentation's random generators to its batch's
+        # key first, and two calls in parallel would share those generators.
+        ds = ds.enumerate().map(
+            lambda index, batch: augmentation(*batch, key=_batch_key(seed, epochs.current(), index)))
+    elif training and augmentation is not None:
         ds = ds.map(augmentation, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     ds = ds.prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()

@@ -19,8 +19,8 @@ import numpy as np
 from tfresnet.data.augment import build_augmentation
 from tfresnet.data.bundle import DatasetBundle
 from tfresnet.data.images import default_cache_dir
-from tfresnet.data.pipeline import RESIZE_MODES, DecodeCounter, make_dataset
-from tfresnet.data.sources import SPLITS, DataNotFoundError, LoadContext, Source
+from tfresnet.data.pipeline import RESIZE_MODES, DecodeCounter, EpochCounter, make_dataset
+from tfresnet.data.sources import SPLITS, DataNotFoundError, LoadContext, Source, check_classes
 
 __all__ = [
     "DatasetSpec",
@@ -174,6 +174,7 @@ def load(
     cache_dir: str | os.PathLike | None = None,
     tfds_data_dir: str | os.PathLike | None = None,
     verbose: int = 1,
+    drop_empty_classes: bool = False,
     **dataset_kwargs,
 ) -> DatasetBundle:
     """Loads a dataset as batched train/validation/test `tf.data.Dataset`s.
@@ -223,6 +224,9 @@ def load(
             None for `tfresnet.data.images.default_cache_dir()`.
         tfds_data_dir: tensorflow-datasets' data directory; None for its default.
         verbose: 1 shows a progress bar while validating files, 0 is silent.
+        drop_empty_classes: remove classes with no usable training example (and their
+            validation and test examples) and renumber the rest, instead of raising
+            `EmptyClassError`; `bundle.dropped_classes` says which and why.
         **dataset_kwargs: the dataset's own options (``label=`` for Oxford-IIIT Pet,
             ``test_split=`` for cats_vs_dogs and folders).
 
@@ -231,6 +235,8 @@ def load(
 
     Raises:
         ValueError: for an unknown name or an invalid argument.
+        EmptyClassError: (a ValueError) when a class has no usable training example, naming it
+            and why its files were skipped; not with ``drop_empty_classes=True``.
         DataNotFoundError: if the data is neither in the data directory nor obtainable from
             tensorflow-datasets (the message says which files to put where). Raised within
             seconds when there is no network.
@@ -263,9 +269,10 @@ def load(
     )
     if spec.prefix:
         dataset_kwargs["path"] = arg
-    source = spec.loader(ctx, **dataset_kwargs)
+    source = check_classes(spec.loader(ctx, **dataset_kwargs), drop_empty=drop_empty_classes)
 
     counters = {}
+    epochs = EpochCounter()
     datasets = {}
     for split, split_source in source.splits.items():
         if split_source.kind != "image":
@@ -289,6 +296,7 @@ def load(
             num_classes=len(source.class_names),
             drop_remainder=drop_remainder,
             counter=counters.get(split),
+            epochs=epochs if split == "train" else None,
         )
     return DatasetBundle(
         name=str(name),
@@ -317,5 +325,7 @@ def load(
         resize=resize,
         seed=seed,
         metadata=dict(source.metadata),
+        dropped_classes=dict(source.dropped_classes),
         _counters=counters,
+        _epochs=epochs,
     )

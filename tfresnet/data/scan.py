@@ -26,6 +26,7 @@ import time
 
 import numpy as np
 
+from tfresnet.console import progress_verbose
 from tfresnet.data import cats_vs_dogs, folder, oxford_iiit_pet
 from tfresnet.data.images import (
     IMAGE_EXTENSIONS,
@@ -293,26 +294,29 @@ def _progbar():
         # Progress goes to stderr so that --json output on stdout stays parseable.
         with contextlib.redirect_stdout(sys.stderr):
             if "bar" not in state:
-                state["bar"] = keras.utils.Progbar(total, unit_name="file")
+                # An animated bar on a terminal, one plain line when done in a pipe or file.
+                state["bar"] = keras.utils.Progbar(total, unit_name="file",
+                                                   verbose=progress_verbose(1, sys.stderr))
             state["bar"].update(done)
 
     return update
 
 
 def run(args: argparse.Namespace) -> int:
-    """Runs ``scan-data``; returns 0 if any image is usable, 1 if none, 2 for a bad path."""
-    try:
-        report = scan_directory(
-            args.path,
-            layout=args.layout,
-            cache_dir=args.cache_dir,
-            use_cache=not args.no_cache,
-            workers=args.workers,
-            progress=_progbar(),
-        )
-    except (FileNotFoundError, ValueError) as err:
-        print(f"tfresnet scan-data: {err}", file=sys.stderr)
-        return 2
+    """Runs ``scan-data``; returns 0 if any image is usable, 1 if none.
+
+    A bad path or option raises (`tfresnet.cli.run_command` makes it one line and exit code 2).
+    """
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be >= 1. Received --workers {args.workers}")
+    report = scan_directory(
+        args.path,
+        layout=args.layout,
+        cache_dir=args.cache_dir,
+        use_cache=not args.no_cache,
+        workers=args.workers,
+        progress=_progbar(),
+    )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

@@ -25,12 +25,14 @@ from tfresnet.data.splits import split_count, stratified_split
 __all__ = [
     "SPLITS",
     "DataNotFoundError",
+    "EmptyClassError",
     "FileIndex",
     "FileIssue",
     "IndexedFile",
     "LoadContext",
     "Source",
     "SplitSource",
+    "check_classes",
     "describe_size",
     "source_from_arrays",
     "source_from_index",
@@ -46,12 +48,27 @@ class DataNotFoundError(FileNotFoundError):
     """
 
 
+class EmptyClassError(ValueError):
+    """A class has no usable training example; the message names it and why.
+
+    Raised by `tfresnet.data.load` unless ``drop_empty_classes=True``.
+    """
+
+
 @dataclasses.dataclass(frozen=True)
 class FileIssue:
-    """A file a loader found but does not train on, and why."""
+    """A file a loader found but does not train on (or converted), and why.
+
+    Attributes:
+        path: the file.
+        reason: why it is skipped or unused, or how it was converted.
+        class_name: the class the layout assigns the file to; None where it assigns none (a
+            file outside the class folders, an image in no split list).
+    """
 
     path: str
     reason: str
+    class_name: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +131,8 @@ class Source:
         unused: valid files that no split uses (e.g. in no split list).
         converted: used files read through an RGB copy (GIF, CMYK, ...), with what was done.
         metadata: dataset-specific facts, e.g. the original class ids of Oxford-IIIT Pet.
+        dropped_classes: class name -> ``{"reason": why, "examples_removed": n}`` for classes
+            `drop_empty_classes` removed (n usable examples of theirs left validation/test).
     """
 
     origin: str
@@ -126,6 +145,7 @@ class Source:
     unused: tuple[FileIssue, ...] = ()
     converted: tuple[FileIssue, ...] = ()
     metadata: dict = dataclasses.field(default_factory=dict)
+    dropped_classes: dict[str, dict] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,6 +218,8 @@ def _progress_bar(verbose: int, what: str):
         return None
     import keras
 
+    from tfresnet.console import progress_verbose
+
     bar = {}
 
     def update(done: int, total: int) -> None:
@@ -205,7 +227,8 @@ def _progress_bar(verbose: int, what: str):
             return  # nothing to decode (all cached): no bar
         if not bar:
             print(f"Validating {total:,} {what}")
-            bar["bar"] = keras.utils.Progbar(total, unit_name="file")
+            # An animated bar on a terminal, one plain line when done in a pipe or file.
+            bar["bar"] = keras.utils.Progbar(total, unit_name="file", verbose=progress_verbose(1))
         bar["bar"].update(done)
 
     return update
@@ -257,10 +280,17 @@ def source_from_index(
         progress=_progress_bar(ctx.verbose, f"images in {index.root}"),
     )
     usable = [f for f in index.files if checks[f.path].ok]
+    names = index.class_names
     skipped = list(index.skipped) + [
-        FileIssue(f.path, checks[f.path].reason) for f in index.files if not checks[f.path].ok
+        FileIssue(f.path, checks[f.path].reason, names[f.label])
+        for f in index.files
+        if not checks[f.path].ok
     ]
-    converted = [FileIssue(f.path, checks[f.path].note) for f in usable if checks[f.path].converted]
+    converted = [
+        FileIssue(f.path, checks[f.path].note, names[f.label])
+        for f in usable
+        if checks[f.path].converted
+    ]
     if not usable:
         raise ValueError(
             f"No usable image in {index.root} ({len(skipped)} files skipped; run "
@@ -367,4 +397,122 @@ def source_from_arrays(
         image_size=(int(x_train.shape[1]), int(x_train.shape[2])),
         splits={name: splits[name] for name in SPLITS if name in splits},
         absent=absent,
+    )
+
+
+def reason_kind(reason: str) -> str:
+    """The kind of a skip reason, without its details: ``"not an image: text file"`` ->
+    ``"not an image"``; counts of skipped files are grouped by it."""
+    return reason.split(":", 1)[0].strip()
+
+
+def _reason_counts(issues: Sequence[FileIssue]) -> str:
+    counts: dict[str, int] = {}
+    for issue in issues:
+        counts[reason_kind(issue.reason)] = counts.get(reason_kind(issue.reason), 0) + 1
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _why_empty(source: Source, label: int) -> str:
+    """Why class `label` has no training example, from what its loader recorded."""
+    name = source.class_names[label]
+    skipped = [i for i in source.skipped if i.class_name == name]
+    held_out = sum(int(np.sum(s.labels == label)) for n, s in source.splits.items() if n != "train")
+    parts = []
+    if skipped:
+        example = skipped[0]
+        where = "/".join(example.path.replace("\\", "/").split("/")[-2:])
+        share = f"all {len(skipped)}" if not held_out else f"{len(skipped)}"
+        parts.append(
+            f"{share} of its files were skipped ({_reason_counts(skipped)}; e.g. "
+            f"{where}: {example.reason})"
+        )
+    if held_out:
+        parts.append(f"its {held_out} usable example(s) all went to validation/test")
+    if not parts:
+        parts.append("no file of it was found")
+    return "; ".join(parts)
+
+
+def _relabel(split: SplitSource, mapping: np.ndarray) -> SplitSource:
+    """Keeps the examples whose class `mapping` keeps (>= 0) and gives them the new ids."""
+    new = mapping[split.labels]
+    table = tf.constant(mapping, tf.int32)
+    elements = split.elements.filter(lambda x, y: tf.gather(table, y) >= 0)
+    elements = elements.map(lambda x, y: (x, tf.gather(table, y)))
+    # The filter hides the count from tf.data; it is exact, and Keras needs it to know an epoch.
+    elements = elements.apply(tf.data.experimental.assert_cardinality(int(np.sum(new >= 0))))
+    return SplitSource(
+        elements,
+        split.kind,
+        new[new >= 0].astype(np.int32),
+        split.description,
+        _fingerprint([split.fingerprint], mapping.tolist()),
+    )
+
+
+def check_classes(source: Source, *, drop_empty: bool = False) -> Source:
+    """Checks that every class has a training example; drops the classes that have none.
+
+    A class whose files were all skipped (or whose few images all went to validation and test)
+    cannot be learned, and its per-class accuracy would be meaningless: it is an error, unless
+    `drop_empty` removes it, with its validation and test examples, and renumbers the others.
+
+    Args:
+        source: what a dataset loader returned.
+        drop_empty: drop empty classes instead of raising.
+
+    Returns:
+        `source` itself when every class has training examples (or there is no training split),
+        else a copy without the empty classes, which are listed in `dropped_classes`.
+
+    Raises:
+        EmptyClassError: naming each empty class and why its files were not used, unless
+            `drop_empty`.
+    """
+    train = source.splits.get("train")
+    num_classes = len(source.class_names)
+    if train is None:
+        return source
+    counts = np.bincount(train.labels, minlength=num_classes)
+    empty = [k for k in range(num_classes) if counts[k] == 0]
+    if not empty:
+        return source
+    reasons = {source.class_names[k]: _why_empty(source, k) for k in empty}
+    lines = "\n".join(f"  - {name!r}: {why}" for name, why in reasons.items())
+    if not drop_empty:
+        raise EmptyClassError(
+            f"{len(empty)} of {num_classes} classes have no usable training image, so they cannot "
+            f"be learned:\n{lines}\nFix or remove their files, or drop such classes with "
+            f"drop_empty_classes=True (`--set drop_empty_classes=true`)."
+        )
+    keep = [k for k in range(num_classes) if counts[k] > 0]
+    mapping = np.full(num_classes, -1, np.int32)
+    mapping[keep] = np.arange(len(keep), dtype=np.int32)
+    splits, absent = {}, dict(source.absent)
+    for name, split in source.splits.items():
+        relabelled = _relabel(split, mapping)
+        if relabelled.size:
+            splits[name] = relabelled
+        else:
+            absent[name] = "only examples of dropped classes"
+    dropped = {}
+    for k in empty:
+        removed = sum(int(np.sum(s.labels == k)) for s in source.splits.values())
+        dropped[source.class_names[k]] = {"reason": reasons[source.class_names[k]],
+                                          "examples_removed": removed}
+    # Per-class facts (e.g. Oxford-IIIT Pet's original class ids) lose the dropped entries too.
+    metadata = {
+        key: type(value)(value[k] for k in keep)
+        if isinstance(value, (list, tuple)) and len(value) == num_classes
+        else value
+        for key, value in source.metadata.items()
+    }
+    return dataclasses.replace(
+        source,
+        class_names=tuple(source.class_names[k] for k in keep),
+        splits=splits,
+        absent=absent,
+        metadata=metadata,
+        dropped_classes={**source.dropped_classes, **dropped},
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 import urllib.parse
 import urllib.request
@@ -23,6 +24,7 @@ import urllib.request
 import numpy as np
 import tensorflow as tf
 
+from tfresnet.console import is_terminal
 from tfresnet.data.sources import (
     SPLITS,
     DataNotFoundError,
@@ -117,6 +119,9 @@ def tfds_datasets(name: str, splits, ctx: LoadContext, *, missing: str, skip_ima
             f"{PROBE_HOST}:443 could not be reached within {PROBE_TIMEOUT_S:.0f} s."
         ) from None
     print(f"Downloading {name!r} with tensorflow-datasets into {builder.data_dir} ...")
+    if not is_terminal(sys.stderr):
+        # tqdm's stacked bars move the cursor with ANSI codes: keep them out of logs.
+        tfds.disable_progress_bar()
     builder.download_and_prepare()
     return builder, open_splits()
 

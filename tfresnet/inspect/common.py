@@ -78,13 +78,20 @@ def logits_model(model: keras.Model) -> keras.Model:
     if name not in _SQUASHING:
         return model
     if isinstance(tail, keras.layers.Activation):
-        return keras.Model(model.input, tail.input, name=f"{model.name}_logits")
+        return keras.Model(_model_input(model), tail.input, name=f"{model.name}_logits")
     config = {**tail.get_config(), "activation": "linear", "name": f"{tail.name}_logits",
               "dtype": "float32"}
     linear = tail.__class__.from_config(config)
     outputs = linear(tail.input)
     linear.set_weights(tail.get_weights())
-    return keras.Model(model.input, outputs, name=f"{model.name}_logits")
+    return keras.Model(_model_input(model), outputs, name=f"{model.name}_logits")
+
+
+def _model_input(model):
+    # One input tensor, not a list of one: calling the result with a bare array then matches its
+    # structure. `model.inputs` (not `model.input`) also works for a Sequential model.
+    inputs = model.inputs
+    return inputs[0] if len(inputs) == 1 else inputs
 
 
 def _inbound_layer(model, layer):

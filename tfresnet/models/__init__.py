@@ -3,7 +3,7 @@
 Importing this package imports every family module, which registers its variants.
 """
 
-from tfresnet.models import convnet, mobilenet, resnet, vgg  # noqa: F401  (registers the families)
+from tfresnet.models import convnet, mlp, mobilenet, resnet, vgg  # noqa: F401  (registers the families)
 from tfresnet.models.layers import Preprocess, StochasticDepth
 from tfresnet.models.registry import (
     ModelSpec,

@@ -1,6 +1,29 @@
-"""Training: the config, the trainer, schedules, callbacks and fine-tuning steps."""
+"""Training: the config, the trainer, schedules, callbacks and fine-tuning steps.
 
-from tfresnet.training.config import ConfigError, TrainConfig, apply_overrides
-from tfresnet.training.trainer import RunResult, train
+The names below are imported on first use, so that `tfresnet.training.config` (no Keras) and
+`tfresnet.training.schedules` (Keras only) import without the trainer: `import tfresnet` registers
+the schedule with Keras by importing that one module when Keras loads (`tfresnet._startup`).
+"""
+
+import importlib
 
 __all__ = ["ConfigError", "RunResult", "TrainConfig", "apply_overrides", "train"]
+
+# Public name -> the submodule that defines it (PEP 562 lazy attributes).
+_LAZY = {
+    "ConfigError": "config",
+    "TrainConfig": "config",
+    "apply_overrides": "config",
+    "RunResult": "trainer",
+    "train": "trainer",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

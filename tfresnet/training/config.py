@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 import json
 import types
 import typing
@@ -30,6 +31,8 @@ TUNE_SAMPLINGS = ("linear", "log", "reverse_log")
 # differ in them would compare different questions.
 UNTUNABLE = frozenset({
     "tune", "data", "data_dir", "data_args", "validation_split", "monitor", "seed", "smoke",
+    "drop_empty_classes", "deterministic",
+    "gradient_flow",
     "verbose", "export", "steps_per_epoch", "tensorboard", "cache", "strategy", "weights",
     "fine_tune_from", "step_epochs", "model_args",
 })
@@ -59,6 +62,9 @@ class TrainConfig:
     augment: str = "none"                # an augmentation preset name
     validation_split: float = 0.1
     cache: bool = True                   # cache decoded images in memory
+    # A class with no usable training image (all its files skipped) is an error before training;
+    # true drops it instead (and its validation/test examples) and renumbers the other classes.
+    drop_empty_classes: bool = False
     # --- optimisation ------------------------------------------------------------------------
     optimizer: Literal["sgd", "adam", "adamw", "rmsprop"] = "adam"
     lr: float = 1e-3                     # peak learning rate
@@ -72,11 +78,19 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 128
     seed: int = 0
+    # Same config, same history.csv, to the last digit: TensorFlow's ops made deterministic
+    # (process-wide), each epoch's data order and augmentation keyed by (seed, epoch), so a run
+    # killed and resumed also ends with an uninterrupted run's weights. Slower input pipeline
+    # (ordered maps, one augmentation call at a time).
+    deterministic: bool = False
     # --- callbacks ---------------------------------------------------------------------------
     monitor: str = "val_accuracy"        # metric for checkpoints, early stopping, plateaus
     early_stopping: int | None = None    # patience in epochs; best weights restored
     reduce_lr_on_plateau: int | None = None  # patience in epochs; lr *= 0.2
     tensorboard: bool = True
+    # Record per-layer gradient norms every K optimizer steps (tfresnet.inspect.GradientFlow:
+    # RUN_DIR/gradient_flow.csv and .png); None records nothing and costs nothing.
+    gradient_flow: int | None = None
     # --- transfer learning: head first, then the top of the backbone ------------------------
     freeze_backbone: bool = False        # phase 1 trains only the new head
     fine_tune_epochs: int = 0            # phase 2 length; 0 skips fine-tuning
@@ -116,7 +130,8 @@ class TrainConfig:
         for key in ("dropout", "drop_path", "validation_split", "label_smoothing"):
             if not 0 <= getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be in [0, 1). Received {key}={getattr(self, key)!r}")
-        for key in ("steps_per_epoch", "early_stopping", "reduce_lr_on_plateau", "image_size"):
+        for key in ("steps_per_epoch", "early_stopping", "reduce_lr_on_plateau", "image_size",
+                    "gradient_flow"):
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ConfigError(f"{key} must be None or >= 1. Received {key}={value!r}")
@@ -127,6 +142,11 @@ class TrainConfig:
             )
         if self.schedule == "step" and not self.step_epochs:
             raise ConfigError("schedule='step' needs step_epochs, e.g. --set step_epochs=30,60")
+        if not all(_is_number(e) and e > 0 for e in self.step_epochs):
+            raise ConfigError(
+                "step_epochs must be epoch numbers > 0, e.g. --set step_epochs=30,60. "
+                f"Received step_epochs={self.step_epochs!r}"
+            )
         if isinstance(self.jit_compile, str) and self.jit_compile != "auto":
             raise ConfigError(
                 f"jit_compile must be true, false or 'auto'. Received jit_compile={self.jit_compile!r}"
@@ -148,6 +168,7 @@ class TrainConfig:
                 f"model={self.model!r}; add --set fine_tune_from.{self.model}=LAYER_NAME."
             )
         self._check_names()
+        self._check_call_args()
         self._check_tune()
         return self
 
@@ -178,6 +199,29 @@ class TrainConfig:
                 f"augment: unknown preset {self.augment!r}; choose one of {', '.join(presets)}."
             )
 
+    def _check_call_args(self) -> None:
+        """Checks `model_args` against the model builder's arguments and `data_args` against
+        the dataset's, so a misspelt key fails now rather than as a TypeError after loading."""
+        from tfresnet import data as data_lib
+        from tfresnet.models.registry import get_model_spec
+
+        spec = get_model_spec(self.model)
+        clash = sorted(set(self.model_args) & set(spec.fixed))
+        if clash:
+            raise ConfigError(
+                f"model_args.{clash[0]}: {self.model!r} fixes {clash[0]}={spec.fixed[clash[0]]!r}; "
+                f"it cannot be set. Received model_args={self.model_args!r}"
+            )
+        _check_keywords("model_args", self.model_args, [spec.builder], f"model {self.model!r}",
+                        set_by=_MODEL_ARGS_FROM_CONFIG, skip=set(spec.fixed))
+        dataset, argument = data_lib.get_dataset_spec(self.data)
+        # The loader's first parameter is its LoadContext, and a prefixed name's argument
+        # (folder:PATH) arrives as `path`; the rest of its own, and `load`'s, are free.
+        skip = {next(iter(inspect.signature(dataset.loader).parameters)), "name", "dataset_kwargs"}
+        _check_keywords("data_args", self.data_args, [dataset.loader, data_lib.load],
+                        f"data {self.data!r}", set_by=_DATA_ARGS_FROM_CONFIG,
+                        skip=skip | ({"path"} if argument is not None else set()))
+
     def _check_tune(self) -> None:
         """Checks the search space: known tunable keys, well-formed choices and ranges, and that
         every choice and both ends of every range make a valid config on their own."""
@@ -205,7 +249,9 @@ class TrainConfig:
     def _check_tune_value(self, key: str, value: Any) -> None:
         base, _, sub = key.partition(".")
         changes = {"tune": {}}
-        changes[base] = {**self.model_args, sub: value} if sub else value
+        # A tuned model_args entry may be meant for another tuned model: each trial checks it
+        # against its own model (`_check_call_args`), failing that trial alone.
+        changes[base] = self.model_args if sub else value
         try:
             dataclasses.replace(self, **changes).validate()
         except ConfigError as err:
@@ -225,6 +271,47 @@ class TrainConfig:
             if key not in known:
                 raise ConfigError(_unknown_key_message(key, known))
         return cls(**values)
+
+
+# Builder and `tfresnet.data.load` arguments the trainer fills in from config keys: given in
+# model_args or data_args too, the call would get two values.
+_MODEL_ARGS_FROM_CONFIG = {
+    "input_shape": "image_size", "num_classes": "data", "l2": "l2", "dropout": "dropout",
+    "drop_path": "drop_path", "weights": "weights", "preprocessing": "model",
+}
+_DATA_ARGS_FROM_CONFIG = {
+    "data_dir": "data_dir", "image_size": "image_size", "resize": "resize_mode",
+    "batch_size": "batch_size", "validation_split": "validation_split", "seed": "seed",
+    "augment": "augment", "cache": "cache", "verbose": "verbose",
+    "drop_empty_classes": "drop_empty_classes", "deterministic": "deterministic",
+}
+
+
+def _check_keywords(field: str, given: dict, functions: list, owner: str, *, set_by: dict,
+                    skip: set) -> None:
+    """Raises ConfigError for a key of `given` that none of `functions` takes as a keyword.
+
+    The first function is the one the keys are for: if it takes ``**kwargs`` any key goes.
+    """
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    accepted = {name for function in functions
+                for name, p in inspect.signature(function).parameters.items() if p.kind in kinds}
+    accepted -= skip | set(set_by)
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD
+                     for p in inspect.signature(functions[0]).parameters.values())
+    for key in given:
+        if key in set_by:
+            raise ConfigError(
+                f"{field}.{key}: the trainer sets {key} from the config key {set_by[key]!r}; set "
+                f"that instead. Received {field}={given!r}"
+            )
+        if key not in accepted and not open_ended:
+            close = difflib.get_close_matches(key, sorted(accepted), n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise ConfigError(
+                f"{field}.{key}: {owner} takes no argument {key!r}.{hint} Accepted: "
+                f"{', '.join(sorted(accepted)) or 'none'}. Received {field}={given!r}"
+            )
 
 
 def _hints() -> dict:
@@ -375,12 +462,17 @@ def _parse_value(key: str, text: str, hint) -> Any:
             value = json.loads(text)
         except json.JSONDecodeError:
             value = None
-        if not isinstance(value, dict):
-            raise ConfigError(
-                f"{key} must be a JSON object, or set one entry with {key}.NAME=VALUE. "
-                f"Received {key}={text!r}"
-            )
-        return value
+        if isinstance(value, dict):
+            return value
+        scalars = [k for k in kinds if k is not dict]
+        # A field that also takes a scalar (fine_tune_from: a layer name, or {model: layer})
+        # reads anything that is not a JSON object as that scalar.
+        if (scalars or literals) and not text.lstrip().startswith("{"):
+            return _parse_scalar(text, scalars, literals, key)
+        raise ConfigError(
+            f"{key} must be a JSON object, or set one entry with {key}.NAME=VALUE. "
+            f"Received {key}={text!r}"
+        )
     return _parse_scalar(text, kinds, literals, key)
 
 
@@ -419,7 +511,16 @@ def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
         if sub:
             if dict not in _allowed(hints[base])[0]:
                 raise ConfigError(f"{base} is not a dict; {key}= is not valid. Received {item!r}")
-            current = dict(changes.get(base, getattr(config, base)))
+            current = changes.get(base, getattr(config, base))
+            if current is None:
+                current = {}  # fine_tune_from.MODEL=LAYER on a config without one yet
+            if not isinstance(current, dict):
+                raise ConfigError(
+                    f"{base} is {current!r}, not a dict of entries, so {key}= cannot add to it; "
+                    f"set all of it with {base}='{{\"MODEL\": \"VALUE\"}}', or clear it first "
+                    f"with {base}=null. Received {item!r}"
+                )
+            current = dict(current)
             current[sub] = _parse_loose(text)
             changes[base] = current
         else:

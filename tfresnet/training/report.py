@@ -24,13 +24,20 @@ def repair_history(path: str) -> None:
             f.truncate(data.rfind(b"\n") + 1)
 
 
-def deduplicate_history(path: str) -> pd.DataFrame:
-    """Keeps one row per epoch (the last written), so a resumed run's history reads cleanly."""
+def deduplicate_history(path: str, *, end: int | None = None) -> pd.DataFrame:
+    """Keeps one row per epoch (the last written), so a resumed run's history reads cleanly.
+
+    Args:
+        path: the run's ``history.csv``; rewritten in place.
+        end: drop rows of epochs from `end` on (left by an attempt that was not repeated).
+    """
     if not os.path.exists(path):
         return pd.DataFrame()
     history = pd.read_csv(path)
     if "epoch" in history:
         history = history.drop_duplicates("epoch", keep="last").sort_values("epoch")
+        if end is not None:
+            history = history[history["epoch"] < end]
     history.to_csv(path, index=False)
     return history
 

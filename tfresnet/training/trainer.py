@@ -23,10 +23,12 @@ import time
 import keras
 import pandas as pd
 
+from tfresnet.console import progress_verbose
 from tfresnet.models.registry import create_model
-from tfresnet.training import finetune, report
-from tfresnet.training.callbacks import make_callbacks
+from tfresnet.training import finetune, phases, report, rundir
+from tfresnet.training.callbacks import AtomicBackupAndRestore, make_callbacks
 from tfresnet.training.config import ConfigError, TrainConfig
+from tfresnet.training.determinism import EpochSync, seed_everything
 from tfresnet.training.schedules import make_schedule
 
 __all__ = ["RunResult", "train", "build_model", "load_data", "compile_model", "one_hot_labels",
@@ -77,25 +79,45 @@ def smoke_config(config: TrainConfig) -> TrainConfig:
 
 
 def prepare_run_dir(run_dir: str | None, recipe: str, *, resume: bool) -> str:
-    """Creates the run directory; refuses to overwrite a finished or started run."""
+    """Creates the run directory; refuses to overwrite a run that finished an epoch.
+
+    A run that failed before finishing one (its config.json written, no history row, backup or
+    phase file) is started again from scratch: nothing in it is worth keeping, and refusing
+    would block the directory for good, since ``--resume`` takes no ``--set`` to fix it.
+    """
     if run_dir is None:
-        run_dir = os.path.join("runs", f"{recipe}-{time.strftime('%Y%m%d-%H%M%S')}")
-    started = os.path.exists(os.path.join(run_dir, "config.json"))
-    if resume and not started:
+        run_dir = rundir.new_run_dir(recipe)  # unique even for two launches in one second
+    configured = os.path.exists(os.path.join(run_dir, "config.json"))
+    if resume and not configured:
         raise FileNotFoundError(f"Nothing to resume in {run_dir}: it has no config.json.")
-    if started and not resume:
-        raise FileExistsError(
-            f"{run_dir} already holds a run. Resume it with --resume {run_dir}, or choose "
-            f"another --run-dir."
-        )
+    if configured and not resume:
+        if rundir.has_progress(run_dir):
+            raise FileExistsError(
+                f"{run_dir} already holds a run. Resume it with --resume {run_dir}, or choose "
+                f"another --run-dir."
+            )
+        with contextlib.suppress(FileNotFoundError):  # a header that may name other columns
+            os.remove(os.path.join(run_dir, "history.csv"))
     os.makedirs(run_dir, exist_ok=True)
     return run_dir
 
 
 def load_data(config: TrainConfig):
-    """The dataset bundle a config asks for (train/validation/test batches and class names)."""
+    """The dataset bundle a config asks for (train/validation/test batches and class names).
+
+    Raises:
+        ConfigError: when a class has no usable training image (unless the config's
+            `drop_empty_classes` drops it), naming the class and why its files were skipped.
+    """
     from tfresnet import data as data_lib
 
+    try:
+        return _load(data_lib, config)
+    except data_lib.EmptyClassError as err:
+        raise ConfigError(str(err)) from None
+
+
+def _load(data_lib, config: TrainConfig):
     return data_lib.load(
         config.data,
         data_dir=config.data_dir,
@@ -107,6 +129,8 @@ def load_data(config: TrainConfig):
         augment=config.augment,
         cache="memory" if config.cache else None,
         verbose=0 if config.smoke else 1,
+        drop_empty_classes=config.drop_empty_classes,
+        deterministic=config.deterministic,
         **config.data_args,
     )
 
@@ -147,7 +171,8 @@ def _limit(dataset, batches: int | None):
 
 def steps_per_epoch_of(data, config: TrainConfig) -> int:
     """Optimizer steps in one epoch of the bundle's training split, capped by `steps_per_epoch`."""
-    # From the example count: pipelines that skip undecodable files have unknown cardinality.
+    # The pipeline yields exactly this many batches per pass (files that fail to decode at run
+    # time are topped up from the next pass), so the schedule's steps and Keras' epochs agree.
     steps = math.ceil(data.num_examples["train"] / data.batch_size)
     return min(steps, config.steps_per_epoch) if config.steps_per_epoch else steps
 
@@ -229,24 +254,30 @@ def train(
         NaNLossError: when the loss becomes NaN; the last epoch backup is kept for --resume.
     """
     config = smoke_config(config).validate()
-    run_dir = prepare_run_dir(run_dir, recipe, resume=resume)
-    with open(os.path.join(run_dir, "config.json"), "w") as f:
-        f.write(config.to_json())
+    if resume and not os.path.exists(os.path.join(run_dir or "", "config.json")):
+        raise FileNotFoundError(f"Nothing to resume in {run_dir}: it has no config.json.")
+    if run_dir is None:
+        run_dir = rundir.new_run_dir(recipe)  # unique even for two launches in one second
+    # One writer per run directory: a second `train` (or `tune`) on it fails naming our pid.
+    with rundir.lock_run_dir(run_dir):
+        run_dir = prepare_run_dir(run_dir, recipe, resume=resume)
+        rundir.write_atomic(os.path.join(run_dir, "config.json"), config.to_json())
 
-    keras.utils.set_random_seed(config.seed)
-    previous_policy = keras.mixed_precision.global_policy()
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy(config.mixed_precision)
-    try:
-        # Building, compiling and fitting must all happen in the strategy's scope.
-        with _strategy(config):
-            return _train(config, run_dir, list(callbacks or []))
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
+        seed_everything(config.seed, deterministic=config.deterministic)
+        previous_policy = keras.mixed_precision.global_policy()
+        if config.mixed_precision:
+            keras.mixed_precision.set_global_policy(config.mixed_precision)
+        try:
+            # Building, compiling and fitting must all happen in the strategy's scope.
+            with _strategy(config):
+                return _train(config, run_dir, list(callbacks or []))
+        finally:
+            keras.mixed_precision.set_global_policy(previous_policy)
 
 
 def _train(config: TrainConfig, run_dir: str, extra_callbacks: list) -> RunResult:
     data = load_data(config)
+    data.write_report(os.path.join(run_dir, "data_report.json"))  # prints what was skipped
     limit = config.steps_per_epoch
     eval_limit = _SMOKE_BATCHES if config.smoke else None
     train_ds = _limit(one_hot_labels(data.train, data.num_classes), limit)
@@ -268,37 +299,46 @@ def _train(config: TrainConfig, run_dir: str, extra_callbacks: list) -> RunResul
         build_kwargs = {**config.model_args, "input_shape": tuple(data.input_shape)}
         head = finetune.head_layer_names(model, config.model, **build_kwargs)
 
-    phase_dir = os.path.join(run_dir, "phases")
-    os.makedirs(phase_dir, exist_ok=True)
     history_path = os.path.join(run_dir, "history.csv")
     report.repair_history(history_path)
     start = time.perf_counter()
     seen = 0
-    first_epoch = 0
+    # Where the next phase starts and the monitor's best so far, carried from phase to phase
+    # (from the phase files when a resumed run skips finished phases). Not from the history:
+    # after a kill in phase 2 it already holds phase 2's rows.
+    next_epoch, best_so_far = 0, None
     for index, phase in enumerate(_phases(config)):
         if index == 0 and head is not None:
             finetune.freeze_backbone(model, head)
         if phase["name"] == "finetune":
             finetune.unfreeze_from(model, config.fine_tune_layer())
-        done = os.path.join(phase_dir, f"{phase['name']}.weights.h5")
-        if os.path.exists(done):  # finished before a restart
-            model.load_weights(done)
-        else:
-            compile_model(model, config, steps_per_epoch, epochs=phase["epochs"], peak=phase["lr"])
-            fit = model.fit(
-                train_ds,
-                validation_data=val_ds,
-                initial_epoch=first_epoch,
-                epochs=first_epoch + phase["epochs"],
-                callbacks=make_callbacks(config, run_dir, phase=phase["name"],
-                                         has_validation=val_ds is not None) + extra_callbacks,
-                verbose=config.verbose,
-                shuffle=False,  # the tf.data pipeline shuffles; fit cannot shuffle a Dataset
-            )
-            seen += len(fit.epoch) * steps_per_epoch * config.batch_size
-            model.save_weights(done)
-        history = report.deduplicate_history(history_path)
-        first_epoch = int(history["epoch"].max()) + 1 if not history.empty else first_epoch
+        finished = phases.load_finished(model, run_dir, phase["name"])
+        if finished is not None:  # finished before a restart
+            next_epoch = finished.get("next_epoch", next_epoch + phase["epochs"])
+            best_so_far = finished.get("checkpoint_best", best_so_far)
+            continue
+        compile_model(model, config, steps_per_epoch, epochs=phase["epochs"], peak=phase["lr"])
+        phase_callbacks = make_callbacks(config, run_dir, phase=phase["name"],
+                                         has_validation=val_ds is not None, best_so_far=best_so_far)
+        backup = next(c for c in phase_callbacks if isinstance(c, AtomicBackupAndRestore))
+        fit = model.fit(
+            train_ds,
+            validation_data=val_ds,
+            initial_epoch=next_epoch,  # the phase's backup, if any, moves it on
+            epochs=next_epoch + phase["epochs"],
+            callbacks=[*phase_callbacks, *extra_callbacks, EpochSync(data)],
+            verbose=progress_verbose(config.verbose),  # no animated bar (ANSI codes) in a log file
+            shuffle=False,  # the tf.data pipeline shuffles; fit cannot shuffle a Dataset
+        )
+        seen += len(fit.epoch) * steps_per_epoch * config.batch_size
+        # A resumed phase with nothing left to run (killed after its last backup, or stopped
+        # early) ends at its backup's epoch.
+        next_epoch = fit.epoch[-1] + 1 if fit.epoch else (backup.restored_epoch or next_epoch)
+        best_so_far = backup.checkpoint_best()
+        phases.save_finished(model, run_dir, phase["name"], next_epoch=next_epoch,
+                             checkpoint_best=best_so_far)
+    # Rows past the end are left by an attempt that a restarted phase did not repeat.
+    history = report.deduplicate_history(history_path, end=next_epoch)
     train_seconds = time.perf_counter() - start
     with contextlib.suppress(OSError):  # each phase's backup is gone once it finished
         os.rmdir(os.path.join(run_dir, "backup"))
@@ -315,7 +355,7 @@ def _train(config: TrainConfig, run_dir: str, extra_callbacks: list) -> RunResul
         metrics.update(report.evaluate(model, _limit(test_ds, eval_limit), data.num_classes))
     metrics["train_seconds"] = round(train_seconds, 2)
     metrics["examples_per_second"] = round(seen / train_seconds, 1) if seen else None
-    metrics["epochs_run"] = int(history["epoch"].max()) + 1 if not history.empty else 0
+    metrics["epochs_run"] = next_epoch
     metrics["class_names"] = list(data.class_names)
 
     model.save(os.path.join(run_dir, "model.keras"))

@@ -16,15 +16,18 @@ import os
 import sys
 import time
 
-__all__ = ["add_arguments", "run", "worker_command"]
+__all__ = ["TUNER_NAMES", "add_arguments", "run", "worker_command"]
+
+
+# The keys of `tfresnet.tuning.tuners.TUNERS` (a test checks they agree), spelled out so that
+# `tfresnet tune --help` answers without importing KerasTuner and TensorFlow.
+TUNER_NAMES = ("random", "bayesian", "grid", "hyperband")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the ``tfresnet tune`` arguments."""
-    from tfresnet.tuning.tuners import TUNERS
-
     parser.add_argument("recipe", help="a recipe file with a tune section, e.g. recipes/tune_mnist.py")
-    parser.add_argument("--tuner", choices=list(TUNERS), default="random",
+    parser.add_argument("--tuner", choices=TUNER_NAMES, default="random",
                         help="search algorithm (default random)")
     parser.add_argument("--max-trials", type=int, default=10,
                         help="trials in all, counting those a continued search already ran (default 10)")
@@ -78,34 +81,37 @@ def _summary(result, export_dir: str | None, objective: str) -> list[tuple[str, 
 
 
 def run(args: argparse.Namespace) -> int:
-    """The ``tfresnet tune`` verb. Exit codes: 0 done, 1 stopped early, 2 bad config or recipe."""
+    """The ``tfresnet tune`` verb. Exit codes: 0 done, 1 stopped early.
+
+    A bad option, recipe or config raises (`tfresnet.cli.run_command` makes it one line and
+    exit code 2).
+    """
     from tfresnet.runner import load_recipe
     from tfresnet.training.config import ConfigError, apply_overrides
+    from tfresnet.training.rundir import new_run_dir
+
+    for option, value, least in (("--max-trials", args.max_trials, 1), ("--workers", args.workers, 0),
+                                 ("--max-consecutive-failed", args.max_consecutive_failed, 1)):
+        if value < least:
+            raise ConfigError(f"{option} must be >= {least}. Received {option} {value}")
+    for option, value in (("--timeout", args.timeout), ("--rpc-timeout", args.rpc_timeout)):
+        if value is not None and not value > 0:
+            raise ConfigError(f"{option} must be > 0 seconds. Received {option} {value}")
+    start = time.perf_counter()
+    name, get_config = load_recipe(args.recipe)
+    config = apply_overrides(get_config(), args.overrides).validate()
+    if args.print_config:
+        print(config.to_json())
+        return 0
     from tfresnet.tuning.search import tune
 
-    start = time.perf_counter()
-    try:
-        name, get_config = load_recipe(args.recipe)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    try:
-        config = apply_overrides(get_config(), args.overrides).validate()
-        if args.print_config:
-            print(config.to_json())
-            return 0
-        if args.workers < 0:
-            raise ConfigError(f"--workers must be >= 0. Received {args.workers}")
-        run_dir = args.run_dir or os.path.join("runs", f"{name}-tune-{time.strftime('%Y%m%d-%H%M%S')}")
-        result = tune(
-            config, run_dir, tuner=args.tuner, max_trials=args.max_trials, recipe=name,
-            workers=args.workers, worker_command=worker_command(args, run_dir) if args.workers else None,
-            timeout=args.timeout, rpc_timeout=args.rpc_timeout,
-            max_consecutive_failed_trials=args.max_consecutive_failed,
-        )
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    run_dir = args.run_dir or new_run_dir(f"{name}-tune")  # unique even within one second
+    result = tune(
+        config, run_dir, tuner=args.tuner, max_trials=args.max_trials, recipe=name,
+        workers=args.workers, worker_command=worker_command(args, run_dir) if args.workers else None,
+        timeout=args.timeout, rpc_timeout=args.rpc_timeout,
+        max_consecutive_failed_trials=args.max_consecutive_failed,
+    )
     if result.role == "worker":
         return 0
     export_dir = None

@@ -22,6 +22,7 @@ import keras_tuner as kt
 from tfresnet.training import finetune
 from tfresnet.training.callbacks import StopOnNaN
 from tfresnet.training.config import ConfigError, TrainConfig
+from tfresnet.training.determinism import EpochSync
 from tfresnet.training.trainer import (
     build_model,
     compile_model,
@@ -39,7 +40,7 @@ SMOKE_EVAL_BATCHES = 3  # validation/test batches a smoke trial evaluates, as in
 # The config keys that decide what `load_data` returns (plus the per-epoch cap): trials that agree
 # on them share one loaded dataset.
 _DATA_KEYS = ("data", "data_dir", "data_args", "image_size", "resize_mode", "augment", "validation_split",
-              "cache", "batch_size", "seed", "smoke", "steps_per_epoch")
+              "cache", "batch_size", "seed", "smoke", "steps_per_epoch", "deterministic")
 
 
 @dataclasses.dataclass
@@ -156,7 +157,10 @@ class ConfigHyperModel(kt.HyperModel):
         if span != config.epochs:
             # Hyperband sets each round's epochs: the learning-rate schedule spans what is run.
             compile_model(model, config, data.steps_per_epoch, epochs=span, peak=config.lr)
-        callbacks = [StopOnNaN(), *self._config_callbacks(config), *kwargs.pop("callbacks", [])]
+        # EpochSync: epoch k of every trial reads epoch k's order, however many passes earlier
+        # trials made over this cached dataset.
+        callbacks = [StopOnNaN(), EpochSync(data.bundle), *self._config_callbacks(config),
+                     *kwargs.pop("callbacks", [])]
         if not args:
             args = (data.train,)
             kwargs.setdefault("validation_data", data.validation)

@@ -19,6 +19,7 @@ have each trial once.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -31,7 +32,8 @@ import keras
 import keras_tuner as kt
 import pandas as pd
 
-from tfresnet.training import report
+from tfresnet.console import progress_verbose
+from tfresnet.training import report, rundir
 from tfresnet.training.config import ConfigError, TrainConfig
 from tfresnet.training.trainer import smoke_config
 from tfresnet.tuning import distributed
@@ -210,6 +212,7 @@ def tune(
 
     Raises:
         ConfigError: for a bad config or search space, or a run directory holding another search.
+        RunDirInUseError: while another search process (not one of its workers) uses `run_dir`.
     """
     start = time.perf_counter()
     config.validate()
@@ -226,22 +229,35 @@ def tune(
         part = "chief"
     if part == "worker" and run_dir is None:
         raise ConfigError("A worker needs the chief's --run-dir (a folder they share).")
-    run_dir = run_dir or os.path.join("runs", f"{recipe}-tune-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir = run_dir or rundir.new_run_dir(f"{recipe}-tune")
     settings = {"recipe": recipe, "tuner": tuner, "max_trials": max_trials, "objective": config.monitor,
                 "config": config.to_dict()}
-    _check_settings(run_dir, settings, write=part != "worker")
+    # One search process per run directory (its workers excepted): a second `tune` on it while
+    # this one runs would otherwise be taken for a continuation and share its trials.
+    with contextlib.nullcontext() if part == "worker" else rundir.lock_run_dir(run_dir):
+        _check_settings(run_dir, settings, write=part != "worker")
+        return _search(config, run_dir, part, start, tuner=tuner, max_trials=max_trials,
+                       workers=workers, worker_command=worker_command, timeout=timeout,
+                       rpc_timeout=rpc_timeout, max_consecutive_failed_trials=max_consecutive_failed_trials,
+                       data_loader=data_loader, clear_between_trials=clear_between_trials,
+                       on_trial_end=on_trial_end)
 
+
+def _search(config: TrainConfig, run_dir: str, part: str, start: float, *, tuner: str, max_trials: int,
+            workers: int, worker_command, timeout, rpc_timeout: float, max_consecutive_failed_trials: int,
+            data_loader, clear_between_trials: bool, on_trial_end) -> TuneResult:
+    """`tune` once its arguments are checked and its run directory is its own."""
     base = smoke_config(config)
     hypermodel = ConfigHyperModel(config, data_loader=data_loader)
     objective = kt.Objective(config.monitor, "min" if "loss" in config.monitor else "max")
     search_tuner = make_tuner(
         tuner, hypermodel, run_dir, max_trials=max_trials, objective=objective, max_epochs=base.epochs,
-        seed=config.seed,
+        seed=config.seed, deterministic=config.deterministic,
         max_consecutive_failed_trials=max_consecutive_failed_trials,
         distribution_strategy=_distribution_strategy(config),
         clear_between_trials=clear_between_trials, on_trial_end=on_trial_end,
     )
-    search_kwargs = {"verbose": base.verbose, "callbacks": _search_callbacks(base, run_dir)}
+    search_kwargs = {"verbose": progress_verbose(base.verbose), "callbacks": _search_callbacks(base, run_dir)}
     previous_policy = keras.mixed_precision.global_policy()
     error = None
     try:

@@ -43,6 +43,8 @@ from keras_tuner.src.engine import trial as trial_module
 from keras_tuner.src.engine.oracle import LOCKS, synchronized
 from keras_tuner.src.engine.stateful import Stateful
 
+from tfresnet.training.determinism import seed_everything, trial_seed
+
 __all__ = ["TUNERS", "TunerSpec", "make_tuner", "PROJECT_NAME", "TRIAL_RECORD", "write_json_atomic"]
 
 PROJECT_NAME = "trials"  # KerasTuner's project folder inside the run directory
@@ -162,9 +164,12 @@ class _SearchTuner:
     """
 
     def __init__(self, oracle, hypermodel, *, clear_between_trials: bool = True,
-                 on_trial_end: Callable | None = None, **kwargs):
+                 on_trial_end: Callable | None = None, seed: int = 0, deterministic: bool = False,
+                 **kwargs):
         kt.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
         self.clear_between_trials = clear_between_trials
+        self.search_seed = seed
+        self.deterministic = deterministic
         self.trial_end_hook = on_trial_end
         self._trial_started = None
         if self._is_worker():
@@ -205,6 +210,9 @@ class _SearchTuner:
             self.oracle.reload()
 
     def on_trial_begin(self, trial):
+        # Each trial's initial weights and dropout from (search seed, trial id): the same trial
+        # trains the same in any run of the search, on any worker, whatever ran before it.
+        seed_everything(trial_seed(self.search_seed, trial.trial_id), deterministic=self.deterministic)
         self._trial_started = time.time()
         self._gradients_before = _custom_gradients()
         self.hypermodel.last_built = {}
@@ -301,6 +309,7 @@ def make_tuner(
     objective,
     max_epochs: int,
     seed: int = 0,
+    deterministic: bool = False,
     max_consecutive_failed_trials: int = 3,
     distribution_strategy=None,
     clear_between_trials: bool = True,
@@ -315,7 +324,8 @@ def make_tuner(
         max_trials: trials to run in all (including those a reloaded search has run).
         objective: a `keras_tuner.Objective`.
         max_epochs: epochs of one trial (Hyperband's largest budget).
-        seed: the oracle's seed.
+        seed: the oracle's seed; each trial is seeded from it and its trial id.
+        deterministic: make each trial's TensorFlow ops deterministic (`TrainConfig.deterministic`).
         max_consecutive_failed_trials: failed trials in a row that stop the search.
         distribution_strategy: a `tf.distribute` strategy for every trial, or None.
         clear_between_trials: release Keras' global state after each trial.
@@ -337,5 +347,5 @@ def make_tuner(
     return spec.tuner(
         oracle, hypermodel, directory=run_dir, project_name=PROJECT_NAME, overwrite=False,
         distribution_strategy=distribution_strategy, clear_between_trials=clear_between_trials,
-        on_trial_end=on_trial_end,
+        on_trial_end=on_trial_end, seed=seed, deterministic=deterministic,
     )
