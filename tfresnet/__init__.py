@@ -14,7 +14,7 @@ import importlib.util
 
 from tfresnet import _startup
 
-__all__ = ["create_model", "list_models", "get_model_spec", "__version__"]
+__all__ = ["create_model", "list_models", "get_model_spec", "predict", "evaluate", "lr_find", "__version__"]
 __version__ = "0.1.0"
 
 # Public name -> module that defines it, imported on first access (PEP 562).
@@ -22,6 +22,9 @@ _LAZY = {
     "create_model": "tfresnet.models.registry",
     "get_model_spec": "tfresnet.models.registry",
     "list_models": "tfresnet.models.registry",
+    "predict": "tfresnet.using.predict",
+    "evaluate": "tfresnet.using.evaluate",
+    "lr_find": "tfresnet.training.lr_find",
 }
 
 

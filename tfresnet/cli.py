@@ -32,6 +32,9 @@ COMMANDS = {
     "tune": ("tfresnet.tuning.cli", "search a recipe's tune space: tfresnet tune recipes/NAME.py [--tuner random]"),
     "inspect": ("tfresnet.inspect.cli", "see inside a model: gradients, features, ideal images, attacks, Grad-CAM"),
     "bench": ("tfresnet.bench.cli", "benchmarks: tfresnet bench [--suite throughput|time-to-accuracy|serving|all]"),
+    "predict": ("tfresnet.using.predict", "top-K classes of image files: tfresnet predict RUN_DIR|EXPORT_DIR IMAGE..."),
+    "evaluate": ("tfresnet.using.evaluate", "a run's model on a dataset: tfresnet evaluate RUN_DIR --data NAME"),
+    "lr-find": ("tfresnet.training.lr_find", "learning-rate range test: tfresnet lr-find recipes/NAME.py"),
 }
 
 

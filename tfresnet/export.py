@@ -11,7 +11,11 @@ The SavedModel (`export_saved_model`) carries two signatures, built with Keras 3
   and ``class_name`` (looked up in ``assets/class_names.txt``, one name per line);
 - ``serving_bytes``: ``image_bytes`` string ``[None]`` of encoded JPEG/PNG/GIF/BMP files, decoded
   and resized the way the training pipeline does it (`tfresnet.data.pipeline`), then the same
-  outputs.
+  outputs. Images over ``max_pixels`` (set at export, stored in the SavedModel) are refused,
+  from the header before decoding for JPEG, PNG and GIF; one bad image fails the whole call.
+
+Exports are written beside their destination and renamed into place, so a failed or killed
+export never leaves a half-written one where the previous export was.
 
 `load_exported` wraps a SavedModel in a predictor that checks numpy input before TensorFlow sees
 it; `export_run` and ``tfresnet export RUN_DIR`` export a training run directory and check the
@@ -276,10 +280,7 @@ def decode_images(image_bytes, image_size, channels: int, resize_mode: str = "re
         )
 
     def one(data):
-        if channels == 1:
-            resized = decode_gray(data)
-        else:
-            resized = _fit(checked(decode(data, 3)), height, width, resize_mode)
+        resized = decode_gray(data) if channels == 1 else _fit(checked(decode(data, 3)), height, width, resize_mode)
         return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
 
     return tf.map_fn(
@@ -322,8 +323,10 @@ def _replacing(path: str):
     """Yields a fresh sibling of `path` to write into; once written, it takes `path`'s place.
 
     The new export is complete before it gets the name, and the previous one keeps the name
-    until then: an export that fails leaves the previous one as it was, and one killed before
-    the final renames leaves it too, beside a ``NAME.partial-*`` folder (safe to delete).
+    until then: an export that fails leaves the previous one as it was (and removes its own
+    folder); one killed while writing leaves it too, beside a ``NAME.partial-*`` folder (safe to
+    delete). Only a kill in the instant between the two final renames leaves the previous
+    export under ``NAME.partial-*-previous`` instead of its name.
     """
     path = os.path.abspath(path)
     parent, name = os.path.split(path)
@@ -614,9 +617,10 @@ def export_tflite(model, path: str, *, image_size=None) -> str:
         archive.write_out(tmp, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=[SERVING_DEFAULT])
         flatbuffer = converter.convert()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
     # Through a sibling file: a failed or killed export never leaves half a model at `path`.
-    fd, staged = tempfile.mkstemp(prefix=os.path.basename(path) + ".partial-", dir=os.path.dirname(os.path.abspath(path)))
+    fd, staged = tempfile.mkstemp(prefix=os.path.basename(path) + ".partial-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(flatbuffer)
@@ -793,6 +797,16 @@ def _read_run(run_dir: str):
     return model, class_names, config
 
 
+def _require_tensorflow_backend() -> None:
+    """Every format is written from a TensorFlow graph (SavedModel, TFLite, tf2onnx)."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            f"tfresnet export needs TensorFlow: run it with KERAS_BACKEND=tensorflow (the backend "
+            f"is {keras.backend.backend()!r}); a run trained on any backend exports there.")
+
+
 def export_run(
     run_dir: str,
     format: str = "saved_model",
@@ -824,6 +838,7 @@ def export_run(
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}. Received format={format!r}")
+    _require_tensorflow_backend()
     if format == "onnx" and (reason := onnx_unavailable_reason()):
         raise RuntimeError(f"ONNX export unavailable: {reason}")  # before the slow model load
     run_dir = os.fspath(run_dir)

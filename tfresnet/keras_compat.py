@@ -123,3 +123,41 @@ def restore_random_state(model: keras.Model, state: list | None) -> bool:
     for variable, value in zip(variables, state):
         variable.assign(np.asarray(value, dtype=variable.dtype))
     return True
+
+
+def build_for_multiworker_fit(model: keras.Model, dataset) -> None:
+    """Builds a compiled model's loss, metrics and optimizer from `dataset`'s element spec, and
+    makes `fit` skip its own build.
+
+    Keras 3.15.1's TensorFlow `fit` under a strategy builds them from the first distributed
+    batch, averaged with `strategy.reduce` (`Trainer._maybe_symbolic_build`).
+    MultiWorkerMirroredStrategy reduces single tensors only, not the (images, labels) pair, so
+    with 2+ workers `fit` fails with "Attempt to convert a value (PerReplica:...". The spec's
+    shapes and dtypes are all the build needs. Call it after each `compile`, inside the scope.
+    """
+    model._symbolic_build(data_batch=dataset.element_spec)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    _average_logs_across_workers()
+
+
+def _average_logs_across_workers() -> None:
+    """Makes Keras 3.15.1's TensorFlow trainer average a step's logs across workers correctly.
+
+    Its `reduce_per_replica` averages each log value across workers with
+    ``strategy.reduce("MEAN", value, axis=0)``, which fails on the scalar loss and metrics
+    ("Invalid reduction dimension 0 for input with 0 dimensions"). ``axis=None`` averages them
+    across the replicas, which is what it means to do. Only multi-worker runs take this path.
+    """
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    original = tf_trainer.reduce_per_replica
+    if getattr(original, "_tfresnet_patched", False):
+        return
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(strategy):
+            return keras.tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica._tfresnet_patched = True
+    tf_trainer.reduce_per_replica = reduce_per_replica

@@ -70,9 +70,13 @@ def _on_sys_path(folder: str):
 
 def run_config(config, *, recipe: str, run_dir: str | None = None, resume: bool = False):
     """Trains `config`, exports it when asked, prints the summary; returns the `RunResult`."""
+    from tfresnet.training import multiworker
     from tfresnet.training.trainer import train
 
     result = train(config, run_dir, resume=resume, recipe=recipe)
+    if not multiworker.writes_run_dir(config):  # the chief exports and reports
+        print(f"worker {multiworker.task().index} finished.")
+        return result
     export_dir = None
     if config.export:
         from tfresnet.export import export_run
@@ -115,6 +119,9 @@ def add_arguments(parser: argparse.ArgumentParser, *, with_recipe: bool = True) 
                         help="continue a killed run from its last backup")
     parser.add_argument("--print-config", action="store_true",
                         help="print the resolved config and exit without training")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="train on N worker processes of this machine (MultiWorkerMirroredStrategy "
+                             "on loopback ports); batch_size stays the global batch")
 
 
 def _resumed_config(run_dir: str):
@@ -157,6 +164,11 @@ def _execute(name: str, get_config: Callable, args) -> int:
     if args.print_config:
         print(config.to_json())
         return 0
+    if getattr(args, "workers", None) is not None:
+        return _launch_workers(name, config, args, run_dir)
+    from tfresnet.training import multiworker
+
+    multiworker.guard_parent()  # a worker started by --workers ends with its launcher
     from tfresnet.training.callbacks import NaNLossError
 
     try:
@@ -164,6 +176,51 @@ def _execute(name: str, get_config: Callable, args) -> int:
     except NaNLossError as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
+    except Exception as err:
+        lost = multiworker.lost_peer(err, config)
+        if lost is None:
+            raise
+        print(f"error: {lost}", file=sys.stderr)
+        return 4
+    return 0
+
+
+def _launch_workers(name: str, config, args, run_dir: str | None) -> int:
+    """``--workers N``: the run as N local workers (`tfresnet.training.multiworker.launch`).
+
+    Returns 0 when every worker finished, 1 after one line saying which worker failed.
+    """
+    from tfresnet.training import multiworker, rundir
+    from tfresnet.training.config import ConfigError
+
+    if args.workers < 2:
+        raise ConfigError(f"--workers must be >= 2 (without it the run uses one process). "
+                          f"Received --workers {args.workers}")
+    if os.environ.get(multiworker.ENV_TF_CONFIG):
+        raise ConfigError("--workers makes each worker's TF_CONFIG; unset TF_CONFIG (set it only "
+                          "when each machine runs its own worker, without --workers).")
+    if config.strategy not in (None, "multiworker"):
+        raise ConfigError(f"--workers trains with strategy='multiworker'. Received "
+                          f"strategy={config.strategy!r}")
+    if args.resume:
+        if config.strategy != "multiworker":
+            raise ConfigError(f"--workers: {args.resume} was trained with strategy="
+                              f"{config.strategy!r}; resume it without --workers.")
+        worker_args = ["--resume", run_dir]
+    else:
+        recipe = getattr(args, "recipe", None) or os.path.abspath(sys.argv[0])  # python recipes/X.py
+        run_dir = run_dir or rundir.new_run_dir(name)
+        worker_args = [recipe, *(f"--set={o}" for o in args.overrides), "--set=strategy=multiworker",
+                       "--run-dir", run_dir]
+    log_dir = os.path.join(run_dir, "logs")
+    print(f"Starting {args.workers} workers on 127.0.0.1 (worker 0 writes {run_dir}; the others "
+          f"log to {log_dir}).", flush=True)
+    try:
+        multiworker.launch([sys.executable, "-m", "tfresnet", "train", *worker_args], args.workers,
+                           log_dir=log_dir)
+    except multiworker.WorkerFailedError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -171,7 +228,8 @@ def main(get_config: Callable, argv: list[str] | None = None, *, name: str | Non
     """Entry point of a recipe file: ``raise SystemExit(main(get_config))``.
 
     Returns the exit code: 0, 2 after a one-line ``error: ...`` for a bad option, ``--set`` value
-    or run directory (``--debug`` shows the traceback), 3 when the loss became NaN.
+    or run directory (``--debug`` shows the traceback), 3 when the loss became NaN, 4 when a
+    multi-worker run lost a worker (1 from the ``--workers`` launcher).
     """
     from tfresnet.cli import ArgumentParser, add_debug_argument, run_command
 

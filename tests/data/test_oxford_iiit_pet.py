@@ -111,11 +111,12 @@ def _png(seed: int) -> bytes:
 def _fake_pets(self, split, decoders=None, read_config=None, shuffle_files=False):
     # tfds' random fake oxford_iiit_pet draws invalid head boxes, so records are written here;
     # images are encoded bytes because the loader asks for SkipDecoding.
-    n = 40 if split == "train" else 12
+    # Two training records per breed: a breed without one would be refused (EmptyClassError).
+    n = 74 if split == "train" else 12
     return tf.data.Dataset.from_tensor_slices({
         "file_name": [f"{split}_{i}.jpg" for i in range(n)],
         "image": [_png(i) for i in range(n)],
-        "label": np.arange(n) % 4,
+        "label": np.arange(n) % 37,
         "species": np.arange(n) % 2,
     })
 
@@ -126,6 +127,6 @@ def test_tensorflow_datasets_fallback(tmp_path, label, classes):
         b = data.load("oxford_iiit_pet", label=label, image_size=32, batch_size=8,
                       tfds_data_dir=str(tmp_path), verbose=0)
     assert "tensorflow-datasets" in b.origin and b.num_classes == classes
-    assert b.num_examples == {"train": 36, "validation": 4, "test": 12}
+    assert b.num_examples == {"train": 67, "validation": 7, "test": 12}
     assert b.class_names[0] == ("Abyssinian" if label == "breed" else "cat")
-    assert sum(int(y.shape[0]) for ds in b.splits.values() for _, y in ds) == 52
+    assert sum(int(y.shape[0]) for ds in b.splits.values() for _, y in ds) == 86

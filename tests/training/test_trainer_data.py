@@ -46,8 +46,12 @@ def _config(root, **changes) -> TrainConfig:
 
 
 class _StepsPerEpoch(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.steps = []
+
     def on_epoch_begin(self, epoch, logs=None):
-        self.steps = getattr(self, "steps", []) + [0]
+        self.steps.append(0)
 
     def on_train_batch_end(self, batch, logs=None):
         self.steps[-1] += 1

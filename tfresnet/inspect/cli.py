@@ -93,13 +93,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """The `tfresnet inspect` verb. Bad input raises ValueError or FileNotFoundError naming the
     value, which `tfresnet.cli` prints as one line with exit code 2 (the traceback with --debug)."""
+    data = None
+    if args.diagnostic in DATA_DIAGNOSTICS and not _is_path(args.source) and not args.input_shape:
+        # An untrained registry model takes the data's own shape (28x28x1 for MNIST) unless told.
+        data = _data(None, args, DATA_DIAGNOSTICS[args.diagnostic])
+        args.input_shape = ",".join(map(str, data[0].shape[1:]))
     subject = _subject(args)
+    if args.diagnostic in DATA_DIAGNOSTICS:
+        args.arrays = data or _data(subject.image_shape, args, DATA_DIAGNOSTICS[args.diagnostic])
     out = args.out or (os.path.join(args.source, "inspect") if os.path.isdir(args.source)
                        else f"inspect-{os.path.basename(os.path.normpath(args.source))}")
     os.makedirs(out, exist_ok=True)
     for path in DIAGNOSTICS[args.diagnostic](subject, args, out):
         print(f"wrote {path}")
     return 0
+
+
+def _is_path(source: str) -> bool:
+    return os.path.isdir(source) or source.endswith(".keras")
 
 
 def _subject(args):
@@ -135,8 +146,11 @@ def _labels(subject, x, value):
     return np.argmax(np.asarray(subject.model.predict_on_batch(x)), axis=-1)
 
 
-def _data(subject, args, default_split: str):
-    """Up to `--examples` (images, labels) of the run's data, or of `--data`, as arrays."""
+def _data(image_shape, args, default_split: str):
+    """Up to `--examples` (images, labels) of the run's data, or of `--data`, as arrays.
+
+    `image_shape` is the model's H x W x C; None keeps the dataset's own size.
+    """
     import numpy as np
 
     from tfresnet import data as data_lib
@@ -149,16 +163,16 @@ def _data(subject, args, default_split: str):
         with open(config_path, encoding="utf-8") as f:
             config = json.load(f)
     name = args.data or config.get("data") or "mnist-sample"
-    height, width, _ = subject.image_shape
     bundle = data_lib.load(
-        name, data_dir=args.data_dir or config.get("data_dir"), image_size=(height, width),
+        name, data_dir=args.data_dir or config.get("data_dir"),
+        image_size=None if image_shape is None else tuple(image_shape[:2]),
         batch_size=min(args.examples, 256), seed=args.seed, shuffle=False, label_mode="int",
         verbose=0, **({} if args.data else config.get("data_args") or {}),
     )
-    if bundle.input_shape != subject.image_shape:
+    if image_shape is not None and tuple(bundle.input_shape) != tuple(image_shape):
         raise ValueError(
             f"{name} images are {'x'.join(map(str, bundle.input_shape))}; the model takes "
-            f"{'x'.join(map(str, subject.image_shape))}."
+            f"{'x'.join(map(str, image_shape))}."
         )
     split = args.split or default_split
     dataset = getattr(bundle, split) or bundle.test or bundle.validation
@@ -177,7 +191,7 @@ def _data(subject, args, default_split: str):
 def _gradients(subject, args, out):
     from tfresnet.inspect import gradients
 
-    x, y = _data(subject, args, "train")
+    x, y = args.arrays
     frame = gradients.gradient_norms(subject.model, x, y)
     csv = os.path.join(out, "gradient_norms.csv")
     frame.to_csv(csv, index=False)
@@ -253,7 +267,7 @@ def _robustness(subject, args, out):
         eps = [float(v) for v in args.eps.split(",")]
     except ValueError:
         raise ValueError(f"--eps takes comma-separated numbers of pixels. Received {args.eps!r}") from None
-    x, y = _data(subject, args, "test")
+    x, y = args.arrays
     frame = adversarial.robustness(subject.model, (x, y), eps=eps, pgd_steps=args.pgd_steps)
     csv = os.path.join(out, "robustness.csv")
     frame.to_csv(csv, index=False)
@@ -283,6 +297,9 @@ def _write_json(path: str, value) -> None:
     with open(path, "w", encoding="utf-8") as f:
         json.dump(value, f, indent=2)
 
+
+# diagnostics that read a dataset -> the split they use by default
+DATA_DIAGNOSTICS = {"gradients": "train", "robustness": "test"}
 
 # diagnostic -> function(subject, args, out_dir) -> written paths
 DIAGNOSTICS = {

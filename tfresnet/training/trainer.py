@@ -23,9 +23,10 @@ import time
 import keras
 import pandas as pd
 
+from tfresnet import keras_compat
 from tfresnet.console import progress_verbose
 from tfresnet.models.registry import create_model
-from tfresnet.training import finetune, phases, report, rundir
+from tfresnet.training import finetune, multiworker, phases, report, rundir
 from tfresnet.training.callbacks import AtomicBackupAndRestore, make_callbacks
 from tfresnet.training.config import ConfigError, TrainConfig
 from tfresnet.training.determinism import EpochSync, seed_everything
@@ -177,19 +178,23 @@ def steps_per_epoch_of(data, config: TrainConfig) -> int:
     return min(steps, config.steps_per_epoch) if config.steps_per_epoch else steps
 
 
-def _strategy(config: TrainConfig):
-    if config.strategy is None:
-        return contextlib.nullcontext()
-    if keras.backend.backend() != "tensorflow":
+def _check_strategy_backend(config: TrainConfig) -> None:
+    if config.strategy is not None and keras.backend.backend() != "tensorflow":
         raise ConfigError(
             f"strategy={config.strategy!r} is a tf.distribute strategy and needs "
             f"KERAS_BACKEND=tensorflow; the backend is {keras.backend.backend()!r}."
         )
+
+
+def _strategy(config: TrainConfig):
+    if config.strategy is None:
+        return contextlib.nullcontext()
+    _check_strategy_backend(config)
     import tensorflow as tf
 
     if config.strategy == "mirrored":
         return tf.distribute.MirroredStrategy().scope()
-    return tf.distribute.MultiWorkerMirroredStrategy().scope()  # reads TF_CONFIG
+    return multiworker.make_strategy().scope()  # reads TF_CONFIG
 
 
 def _jit_compile(config: TrainConfig):
@@ -254,13 +259,15 @@ def train(
         NaNLossError: when the loss becomes NaN; the last epoch backup is kept for --resume.
     """
     config = smoke_config(config).validate()
+    _check_strategy_backend(config)  # before a run directory is made
     if resume and not os.path.exists(os.path.join(run_dir or "", "config.json")):
         raise FileNotFoundError(f"Nothing to resume in {run_dir}: it has no config.json.")
-    if run_dir is None:
+    if run_dir is None and multiworker.writes_run_dir(config):
         run_dir = rundir.new_run_dir(recipe)  # unique even for two launches in one second
     # One writer per run directory: a second `train` (or `tune`) on it fails naming our pid.
-    with rundir.lock_run_dir(run_dir):
-        run_dir = prepare_run_dir(run_dir, recipe, resume=resume)
+    # A non-chief worker of a multi-worker run writes to a temporary folder instead.
+    with multiworker.own_dir(config, run_dir, resume=resume) as own, rundir.lock_run_dir(own):
+        run_dir = prepare_run_dir(own, recipe, resume=resume)
         rundir.write_atomic(os.path.join(run_dir, "config.json"), config.to_json())
 
         seed_everything(config.seed, deterministic=config.deterministic)
@@ -284,6 +291,8 @@ def _train(config: TrainConfig, run_dir: str, extra_callbacks: list) -> RunResul
     val_ds = data.validation
     if val_ds is not None:
         val_ds = _limit(one_hot_labels(val_ds, data.num_classes), eval_limit)
+    if config.strategy is not None:  # each global batch split between the replicas
+        train_ds, val_ds = multiworker.shard_by_data(train_ds), multiworker.shard_by_data(val_ds)
     steps_per_epoch = steps_per_epoch_of(data, config)
 
     model = build_model(config, data.input_shape, data.num_classes)
@@ -321,6 +330,8 @@ def _train(config: TrainConfig, run_dir: str, extra_callbacks: list) -> RunResul
         phase_callbacks = make_callbacks(config, run_dir, phase=phase["name"],
                                          has_validation=val_ds is not None, best_so_far=best_so_far)
         backup = next(c for c in phase_callbacks if isinstance(c, AtomicBackupAndRestore))
+        if config.strategy == "multiworker":
+            keras_compat.build_for_multiworker_fit(model, train_ds)
         fit = model.fit(
             train_ds,
             validation_data=val_ds,

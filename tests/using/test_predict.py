@@ -1,0 +1,111 @@
+"""`tfresnet predict`: real image files through a run's model.keras and its SavedModel."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import tfresnet
+from tfresnet import cli
+from tfresnet.using.predict import load_classifier
+
+PETS = "oxford_iiit_pet_sample/images"
+JPEGS = ["Abyssinian_1.jpg", "Bengal_10.jpg", "american_bulldog_10.jpg"]
+
+
+def _main(*argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = cli.main(list(argv))
+    return rc, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def pet_folder(tmp_path_factory, shared_data_dir):
+    """Real pet photos, the sample's GIF named .jpg (plus its first frame as a PNG), a MATLAB
+    file and an empty file, in a subfolder to check the walk is recursive."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("pets")
+    nested = folder / "more"
+    nested.mkdir()
+    images = shared_data_dir / PETS
+    for name in JPEGS:
+        shutil.copy(images / name, folder / name)
+    shutil.copy(images / "Abyssinian_34.jpg", nested / "Abyssinian_34.jpg")
+    with Image.open(images / "Abyssinian_34.jpg") as gif:
+        assert gif.format == "GIF"  # the defect this test is about
+        gif.seek(0)
+        gif.convert("RGB").save(nested / "gif_first_frame.png")
+    shutil.copy(images / "Abyssinian_100.mat", folder / "Abyssinian_100.mat")
+    (folder / "empty.jpg").write_bytes(b"")
+    return folder
+
+
+def test_pets_folder_gets_one_row_per_file_with_reasons_for_broken_ones(pets_run, pet_folder):
+    frame = tfresnet.predict(pets_run, [str(pet_folder)], top=2)
+    by_name = {os.path.basename(p): row for p, row in zip(frame["path"], frame.to_dict("records"))}
+    assert set(by_name) == {*JPEGS, "Abyssinian_34.jpg", "gif_first_frame.png", "Abyssinian_100.mat", "empty.jpg"}
+    assert list(frame.columns) == ["path", "class_1", "prob_1", "class_2", "prob_2", "error"]
+    assert "MATLAB" in by_name["Abyssinian_100.mat"]["error"]
+    assert "empty file" in by_name["empty.jpg"]["error"]
+    assert pd.isna(by_name["empty.jpg"]["prob_1"])
+    good = frame[frame["error"] == ""]
+    assert len(good) == 5
+    assert (good["prob_1"] >= good["prob_2"]).all() and (good["prob_1"] + good["prob_2"] <= 1 + 1e-6).all()
+    assert set(good["class_1"]) <= {"Abyssinian", "american_bulldog", "Bengal"}
+    # The GIF goes through the data layer's conversion: same pixels as its first frame as a PNG.
+    gif, png = by_name["Abyssinian_34.jpg"], by_name["gif_first_frame.png"]
+    assert gif["class_1"] == png["class_1"]
+    assert gif["prob_1"] == pytest.approx(png["prob_1"], abs=1e-6)
+
+
+def test_run_resize_mode_is_used(pets_run):
+    assert load_classifier(pets_run).resize_mode == "crop"
+
+
+def test_cli_folder_writes_csv_and_reports_failures(pets_run, pet_folder, tmp_path):
+    csv = tmp_path / "out.csv"
+    rc, out, err = _main("predict", pets_run, str(pet_folder), "--top", "1", "--csv", str(csv))
+    assert rc == 0, err
+    rows = pd.read_csv(csv, keep_default_na=False)
+    assert len(rows) == 7 and (rows["error"] != "").sum() == 2
+    assert "5 of 7 files classified" in err and "2 could not be read" in err
+    assert "error: not an image (.mat): MATLAB data file" in out
+
+
+def test_mnist_digits_mostly_right_and_keras_agrees_with_savedmodel(mnist_run, digit_pngs):
+    folder, labels = digit_pngs
+    keras_rows = tfresnet.predict(mnist_run, folder, top=3)
+    saved_rows = tfresnet.predict(os.path.join(mnist_run, "export", "saved_model"), folder, top=3)
+    assert (keras_rows["error"] == "").all()
+    truth = [os.path.basename(p).split("_")[1].split(".")[0] for p in keras_rows["path"]]
+    assert sorted(truth) == sorted(labels)
+    right = (keras_rows["class_1"] == truth).mean()
+    assert right >= 0.8, keras_rows[["path", "class_1", "prob_1"]]
+    assert list(keras_rows["class_1"]) == list(saved_rows["class_1"])
+    np.testing.assert_allclose(keras_rows["prob_1"], saved_rows["prob_1"], atol=1e-5)
+
+
+def test_cli_json_output_for_files(mnist_run, digit_pngs):
+    folder, _ = digit_pngs
+    files = sorted(os.listdir(folder))[:2]
+    rc, out, err = _main("predict", mnist_run, *[os.path.join(folder, f) for f in files], "--top", "2", "--json")
+    assert rc == 0, err
+    records = json.loads(out)
+    assert [os.path.basename(r["path"]) for r in records] == files
+    assert set(records[0]) == {"path", "class_1", "prob_1", "class_2", "prob_2", "error"}
+
+
+def test_bad_source_and_top_are_one_line_errors(tmp_path, digit_pngs):
+    rc, _, err = _main("predict", str(tmp_path), digit_pngs[0])
+    assert rc == 2 and "holds neither model.keras nor saved_model.pb" in err
+    with pytest.raises(ValueError, match="top=0"):
+        tfresnet.predict(str(tmp_path), digit_pngs[0], top=0)

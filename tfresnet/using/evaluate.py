@@ -1,0 +1,199 @@
+"""A finished run's model on any dataset the data layer loads: ``tfresnet evaluate``.
+
+``tfresnet evaluate RUN_DIR --data NAME [--data-dir DIR] [--split test] [--set key=value ...]``
+
+The data are loaded at the model's input size with the run's own ``resize_mode``, without
+augmentation or shuffling. Classes are matched **by name**, never by position:
+
+- the same names in another order: each label is remapped to the run's index of its name, and
+  the result says so (``class_mapping``);
+- the data hold only some of the run's classes: evaluated on those, with a note naming the run
+  classes absent from the data (the model may still predict them: such predictions count as
+  errors, and the confusion matrix keeps the run's classes);
+- the data hold a class the run does not know: refused, listing the names on each side only,
+  since no prediction of the model could ever be right for it.
+
+Writes ``RUN_DIR/eval-<data>-<split>/``: ``metrics.json`` (as the trainer's, plus what was
+matched), ``confusion_matrix.png`` and ``misclassified.png`` (`tfresnet.training.report`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+
+__all__ = ["add_arguments", "evaluate", "match_classes", "run"]
+
+SPLITS = ("train", "validation", "test")
+# `tfresnet.data.load` options `--set` may change; anything else goes to the dataset's loader
+# (``label=species``, ``test_split=0.2``...), which rejects what it does not know.
+_LOAD_KEYS = ("batch_size", "validation_split", "seed", "image_size", "resize", "drop_empty_classes")
+
+
+def match_classes(run_names, data_names) -> tuple[list[int], list[str]]:
+    """Maps the data's class ids onto the run's by name.
+
+    Returns:
+        ``(mapping, notes)``: ``mapping[data_id]`` is the run's id of the same name; `notes`
+        says what differs (another order, run classes absent from the data), empty when the
+        lists are equal.
+
+    Raises:
+        ValueError: when the data have a class the run lacks, listing the differences.
+    """
+    run_names, data_names = [str(n) for n in run_names], [str(n) for n in data_names]
+    unknown = [n for n in data_names if n not in run_names]
+    absent = [n for n in run_names if n not in data_names]
+    if unknown:
+        raise ValueError(
+            f"The data's classes do not match the run's. Only in the data ({len(unknown)}): "
+            f"{', '.join(unknown)}. Only in the run ({len(absent)}): {', '.join(absent) or 'none'}. "
+            f"The model cannot predict a class it was not trained on; evaluate on data whose "
+            f"classes are among the run's {len(run_names)}."
+        )
+    mapping = [run_names.index(n) for n in data_names]
+    notes = []
+    if mapping != sorted(mapping):
+        notes.append("the data list the classes in another order: labels remapped to the run's by name")
+    if absent:
+        notes.append(
+            f"{len(absent)} of the run's {len(run_names)} classes are not in the data "
+            f"({', '.join(absent)}): evaluated on the other {len(data_names)}; predictions of the "
+            f"absent ones count as errors"
+        )
+    return mapping, notes
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text  # a bare word: label=species
+
+
+def _parse_sets(items) -> dict:
+    values = {}
+    for item in items or ():
+        if "=" not in item:
+            raise ValueError(f"--set takes key=value. Received {item!r}")
+        key, text = item.split("=", 1)
+        values[key.strip()] = _parse_value(text)
+    return values
+
+
+def _out_name(data: str, split: str) -> str:
+    # folder:/data/flowers -> eval-folder_data_flowers-test: one path component.
+    return "eval-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", data).strip("_") + f"-{split}"
+
+
+def evaluate(run_dir: str, data: str, *, data_dir: str | None = None, split: str = "test",
+             options: dict | None = None, out_dir: str | None = None, verbose: bool = True) -> dict:
+    """Evaluates a run's model on a dataset, classes matched by name.
+
+    Args:
+        run_dir: a finished run directory (``model.keras``, ``class_names.json``, ``config.json``).
+        data: a `tfresnet.data.load` name (``mnist``, ``folder:PATH``...).
+        data_dir: the dataset's folder (default: ``$TFRESNET_DATA_DIR``; for the run's own
+            dataset, the run's ``data_dir``).
+        split: ``"test"``, ``"validation"`` or ``"train"``.
+        options: `tfresnet.data.load` options (``batch_size``, ``validation_split``...) and
+            the dataset's own (``label="species"``); for the run's own dataset, its
+            ``data_args``, ``validation_split`` and ``seed`` are the defaults, so
+            ``split="validation"`` is the run's validation set.
+        out_dir: where to write (default ``RUN_DIR/eval-<data>-<split>``).
+        verbose: print the notes and a one-line result.
+
+    Returns:
+        The metrics written to ``metrics.json`` (`tfresnet.training.report.evaluate`'s, with
+        ``data``, ``split``, ``class_names``, ``class_mapping`` and ``notes``).
+
+    Raises:
+        ValueError: for an unknown split or one the dataset lacks, images whose channels
+            differ from the model's, or classes the run does not know.
+        FileNotFoundError: for an incomplete run directory or missing data.
+    """
+    import numpy as np
+    import pandas as pd
+    import tensorflow as tf
+
+    from tfresnet import data as data_lib
+    from tfresnet.export import _read_run
+    from tfresnet.training import report
+
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}. Received split={split!r}")
+    run_dir = os.fspath(run_dir)
+    model, run_names, config = _read_run(run_dir)
+    options = dict(options or {})
+    same_data = data == config.get("data")
+    # The run's own dataset: its options, validation fraction and seed, so splits are the run's.
+    own = {"validation_split": config.get("validation_split"), **(config.get("data_args") or {})} if same_data else {}
+    load_args = {
+        "data_dir": data_dir if data_dir is not None else (config.get("data_dir") if same_data else None),
+        "image_size": tuple(model.input_shape[1:3]) if None not in model.input_shape[1:3] else config.get("image_size"),
+        "resize": config.get("resize_mode") or "resize",
+        "batch_size": int(config.get("batch_size") or 64),
+        "seed": int(config.get("seed") or 0),
+        **own,
+        **options,
+    }
+    bundle = data_lib.load(data, augment=None, shuffle=False, verbose=0, **load_args)
+    dataset = bundle.splits.get(split)
+    if dataset is None:
+        raise ValueError(
+            f"Dataset {data!r} has no {split!r} split ({bundle.absent.get(split) or 'not made'}). "
+            f"Its splits: {', '.join(bundle.splits)}."
+        )
+    channels = model.input_shape[-1]
+    if bundle.input_shape[-1] != channels:
+        raise ValueError(
+            f"The run's model takes {channels}-channel images; {data!r} has {bundle.input_shape[-1]}-channel ones."
+        )
+    mapping, notes = match_classes(run_names, bundle.class_names)
+    if mapping != list(range(len(mapping))):
+        table = tf.constant(mapping, tf.int32)
+        dataset = dataset.map(lambda x, y: (x, tf.gather(table, tf.cast(y, tf.int32))))
+
+    metrics = report.evaluate(model, dataset, len(run_names))
+    metrics.update({
+        "run_dir": run_dir, "data": data, "split": split, "model": config.get("model"),
+        "class_names": list(run_names),
+        "class_mapping": {str(name): run_id for name, run_id in zip(bundle.class_names, mapping)},
+        "notes": notes, "skipped_files": bundle.num_skipped,
+    })
+    out_dir = out_dir or os.path.join(run_dir, _out_name(data, split))
+    os.makedirs(out_dir, exist_ok=True)
+    report.plot_run(out_dir, pd.DataFrame(), metrics, list(run_names))
+    report.write_metrics(os.path.join(out_dir, "metrics.json"), metrics)
+    public = {k: v for k, v in metrics.items() if k != "misclassified"}
+    if verbose:
+        for note in notes:
+            print(f"note: {note}")
+        scored = [a for a in public["per_class_accuracy"] if a is not None]
+        print(f"{data} {split}: accuracy {public['accuracy']:.4f} on {public['examples']:,} images, "
+              f"loss {public['loss']:.4f}; lowest class accuracy {np.min(scored):.4f}")
+        print(f"wrote {out_dir}/metrics.json, confusion_matrix.png"
+              + (", misclassified.png" if len(metrics["misclassified"][0]) else ""))
+    return public
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the ``tfresnet evaluate`` arguments."""
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="finished training run directory")
+    parser.add_argument("--data", required=True, help="dataset name: mnist, mnist-sample, oxford_iiit_pet, "
+                        "cats_vs_dogs, folder:PATH")
+    parser.add_argument("--data-dir", default=None, help="the dataset's folder (default: $TFRESNET_DATA_DIR)")
+    parser.add_argument("--split", default="test", choices=SPLITS, help="split to evaluate (default: test)")
+    parser.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"data option (repeatable): {', '.join(_LOAD_KEYS)} or the dataset's own, "
+                             f"e.g. label=species")
+    parser.add_argument("--out", default=None, help="output folder (default: RUN_DIR/eval-DATA-SPLIT)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs ``tfresnet evaluate``."""
+    evaluate(args.run_dir, args.data, data_dir=args.data_dir, split=args.split,
+             options=_parse_sets(args.options), out_dir=args.out)
+    return 0
