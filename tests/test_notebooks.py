@@ -22,7 +22,7 @@ EXPECTED = {
                                      "plain20/gradient_flow_layers.png"],
     "03_transfer_learning.ipynb": ["learning_curves.png", "metrics.json", "gradcam-Abyssinian_1.png"],
     "04_inside_a_convnet.ipynb": ["digits/features", "digits/ideal.png", "digits/attack.png",
-                                  "digits/robustness.png", "pets/dog_to_cat.png"],
+                                  "digits/robustness.png", "pets/dog_to_cat.png", "pets/ideal.png"],
 }
 # notebooks that read ../shared/data (skipped with the reason where it is absent)
 NEEDS_SHARED_DATA = {"03_transfer_learning.ipynb", "04_inside_a_convnet.ipynb"}

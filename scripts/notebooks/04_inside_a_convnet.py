@@ -90,4 +90,15 @@ CELLS = [
         "                                        os.path.join(pets_dir, 'dog_to_cat.png'),\n"
         "                                        class_names=pets.class_names))"
     ),
+    new_markdown_cell(
+        "## The ideal cat and the ideal dog\n\n"
+        "The same gradient ascent as for the digits, on the pets model's two classes. With "
+        "ImageNet weights (`tfresnet.create_model('resnet50', weights='imagenet')`, needs the "
+        "download) class 281 is the lesson's tabby cat and 340 its zebra."
+    ),
+    new_code_cell(
+        "images, probabilities = ideal.ideal_images(pets.model, [cat, pets.class_names.index('dog')], steps=steps)\n"
+        "show_image(ideal.plot_ideal_images(images, probabilities, os.path.join(pets_dir, 'ideal.png'),\n"
+        "                                   class_names=['cat', 'dog']))"
+    ),
 ]

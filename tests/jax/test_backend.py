@@ -84,3 +84,13 @@ def test_tf_distribute_strategy_fails_before_a_run_dir(strategy, tmp_path):
     with pytest.raises(ConfigError, match="needs KERAS_BACKEND=tensorflow"):
         train(TrainConfig(strategy=strategy, data="mnist-sample"), str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+
+
+def test_a_search_runs_its_trials_on_jax(tmp_path):
+    from tfresnet.tuning import tune
+
+    config = TrainConfig(model="convnet", data="mnist-sample", smoke=True, jit_compile=False,
+                         export=False, verbose=0, tensorboard=False, tune={"lr": [1e-3, 3e-3]})
+    result = tune(config, str(tmp_path / "search"), tuner="grid", max_trials=2)
+    assert list(result.results["status"]) == ["COMPLETED", "COMPLETED"]
+    assert (tmp_path / "search" / "best" / "model.keras").exists()

@@ -34,6 +34,7 @@ import tempfile
 import threading
 import time
 
+from tfresnet import subprocesses
 from tfresnet.training.config import ConfigError
 
 __all__ = ["ENV_TF_CONFIG", "ENV_COLLECTIVE_TIMEOUT", "ENV_PARENT_PID", "COLLECTIVE_TIMEOUT_S",
@@ -223,16 +224,7 @@ class _Worker:
 
 
 def _stop(workers: list[_Worker], grace_s: float) -> None:
-    for worker in workers:
-        if worker.process.poll() is None:
-            worker.process.terminate()
-    deadline = time.monotonic() + grace_s
-    for worker in workers:
-        try:
-            worker.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            worker.process.kill()
-            worker.process.wait()
+    subprocesses.stop([worker.process for worker in workers], grace_s)
 
 
 def launch(command: list[str], count: int, *, log_dir: str, grace_s: float = 30.0,

@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 
+from tfresnet import subprocesses
 from tfresnet.training.config import ConfigError
 
 __all__ = [
@@ -129,16 +130,7 @@ def _spawn(count: int, command: list[str], ip: str, port: int, log_dir: str) -> 
 
 
 def _stop(workers: list[Worker], grace_s: float = 10.0) -> None:
-    for worker in workers:
-        if worker.process.poll() is None:
-            worker.process.terminate()
-    deadline = time.monotonic() + grace_s
-    for worker in workers:
-        try:
-            worker.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            worker.process.kill()
-            worker.process.wait()
+    subprocesses.stop([worker.process for worker in workers], grace_s)
 
 
 def serve(
