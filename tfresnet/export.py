@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "read_run",
     "CLASS_NAMES_ASSET",
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_PATHS",
@@ -764,7 +765,13 @@ def verify_export(path: str, model, images=None, *, image_size=None, seed: int =
 # --------------------------------------------------------------------------- run directories
 
 
-def _read_run(run_dir: str):
+def read_run(run_dir: str):
+    """A finished run's ``(model, class_names, config)``: `model.keras` loaded with safe_mode on.
+
+    Raises:
+        FileNotFoundError: for a missing directory or a run without its files (listed).
+        ValueError: for invalid JSON in the run's files.
+    """
     if not os.path.isdir(run_dir):
         raise FileNotFoundError(f"Run directory {run_dir} does not exist.")
     missing = [name for name in _RUN_FILES if not os.path.isfile(os.path.join(run_dir, name))]
@@ -842,7 +849,7 @@ def export_run(
     if format == "onnx" and (reason := onnx_unavailable_reason()):
         raise RuntimeError(f"ONNX export unavailable: {reason}")  # before the slow model load
     run_dir = os.fspath(run_dir)
-    model, class_names, config = _read_run(run_dir)
+    model, class_names, config = read_run(run_dir)
     path = out or os.path.join(run_dir, "export", DEFAULT_PATHS[format])
     # The model's own input size rules; the config's is only needed for a size-agnostic model.
     image_size = config.get("image_size") if None in tuple(model.input_shape)[1:3] else None

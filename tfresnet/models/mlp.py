@@ -8,7 +8,12 @@ which the first hidden layer learns far more slowly than the last (bias-gradient
 [0, 1] as the book's do.
 
 Variants are rows of `MLP_CONFIGS` (hidden widths, activation and initialisation as data), so
-other networks of the book, e.g. chapter 6's 100 sigmoid units, are one more row each.
+other networks of the book are one more row each. The ``nielsen_*`` rows are chapter 6's MNIST
+ladder (network3.py): [784, 100, 10]; then one or two 'valid' 5x5 convolutions with a 2x2
+max-pool in front (28 -> 24 -> 12 -> 8 -> 4), sigmoid or ReLU; then two dense layers of 1,000
+with dropout on each dense layer's input. network3 initialises dense kernels N(0, 1/n_out),
+convolution kernels N(0, 1/(filters * 25 / 4)) (its fan-out divided by the pool's 4 cells), all
+biases N(0, 1) and the softmax layer with zeros; those are data here too (`INITIALIZERS`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from tfresnet.models.common import (
     model_input,
     pooled_features,
 )
+from tfresnet.models.convnet import min_input_size
 from tfresnet.models.registry import register_model
 
 __all__ = ["MLP", "MLP_CONFIGS", "INITIALIZERS"]
@@ -37,6 +43,16 @@ INITIALIZERS = {
                         "config": {"scale": 1.0, "mode": "fan_in",
                                    "distribution": "untruncated_normal"}},
     "standard_normal": {"class_name": "RandomNormal", "config": {"mean": 0.0, "stddev": 1.0}},
+    # network3.py's FullyConnectedLayer: N(0, 1/n_out).
+    "network3_dense": {"class_name": "VarianceScaling",
+                       "config": {"scale": 1.0, "mode": "fan_out",
+                                  "distribution": "untruncated_normal"}},
+    # network3.py's ConvPoolLayer: N(0, 1/n_out) with n_out = filters * kh * kw / 4 (the 2x2
+    # pool's cells); Keras' conv fan_out is filters * kh * kw, so the scale 4 restores the /4.
+    "network3_conv": {"class_name": "VarianceScaling",
+                      "config": {"scale": 4.0, "mode": "fan_out",
+                                 "distribution": "untruncated_normal"}},
+    "zeros": {"class_name": "Zeros", "config": {}},
 }
 
 # name -> builder arguments. Nielsen's network2 initialises every layer, the output one too,
@@ -47,6 +63,25 @@ MLP_CONFIGS = {
     f"sigmoid_mlp_30x{depth}": {"hidden_units": (30,) * depth, **_NIELSEN_CH5}
     for depth in (1, 2, 3, 4)
 }
+# Chapter 6 (network3.py). Convolution stages are (filters, kernel, strides, pool), as in
+# `convnet.CONVNET_CONFIGS`; the softmax layer starts at zero, as network3's SoftmaxLayer does.
+_NETWORK3 = {"kernel_initializer": "network3_dense", "conv_initializer": "network3_conv",
+             "bias_initializer": "standard_normal", "classifier_initializer": "zeros"}
+_CONV20 = (20, 5, 1, 2)
+_CONV40 = (40, 5, 1, 2)
+MLP_CONFIGS.update({
+    "nielsen_fc100": {"hidden_units": (100,), "activation": "sigmoid", **_NETWORK3},
+    "nielsen_conv1_sigmoid": {"conv_stages": (_CONV20,), "hidden_units": (100,),
+                              "activation": "sigmoid", **_NETWORK3},
+    "nielsen_conv2_sigmoid": {"conv_stages": (_CONV20, _CONV40), "hidden_units": (100,),
+                              "activation": "sigmoid", **_NETWORK3},
+    "nielsen_conv2_relu": {"conv_stages": (_CONV20, _CONV40), "hidden_units": (100,),
+                           "activation": "relu", **_NETWORK3},
+    # network3's p_dropout=0.5 on both FullyConnectedLayers drops their inputs; the softmax
+    # layer's own p_dropout is the family's common `dropout` (before the classifier).
+    "nielsen_conv2_fc1000x2": {"conv_stages": (_CONV20, _CONV40), "hidden_units": (1000, 1000),
+                               "activation": "relu", "hidden_dropout": 0.5, **_NETWORK3},
+})
 
 
 def _initializer(identifier):
@@ -74,6 +109,10 @@ def MLP(
     activation="relu",
     kernel_initializer="glorot_uniform",
     bias_initializer="zeros",
+    conv_stages=(),
+    conv_initializer=None,
+    classifier_initializer=None,
+    hidden_dropout: float = 0.0,
     input_shape=(28, 28, 1),
     num_classes: int = 10,
     include_top: bool = True,
@@ -84,9 +123,10 @@ def MLP(
     preprocessing: str | None = None,
     name: str = "mlp",
 ):
-    """Flatten, one `Dense` layer per entry of `hidden_units`, then the classifier.
+    """Optional conv-pool stages, flatten, one `Dense` layer per `hidden_units`, the classifier.
 
-    Layers are named ``flatten``, ``dense1``, ``dense2``, ..., ``predictions``.
+    Layers are named ``block1_conv``, ``block1_pool``, ..., ``flatten``, ``dense1``, ``dense2``,
+    ..., ``predictions`` (``dense1_dropout``, ... before each hidden layer with `hidden_dropout`).
 
     Args:
         hidden_units: width of each hidden layer, input side first (may be empty: a linear
@@ -97,6 +137,12 @@ def MLP(
             config or object.
         bias_initializer: as `kernel_initializer`, for the biases (``"standard_normal"``:
             N(0, 1)).
+        conv_stages: ``(filters, kernel, strides, pool)`` per 'valid' convolution (with
+            `activation`), each followed by a max-pool of size ``pool`` (None: none).
+        conv_initializer: for the convolution kernels; None uses `kernel_initializer`.
+        classifier_initializer: for the classifier's kernel and bias; None uses
+            `kernel_initializer` and `bias_initializer`.
+        hidden_dropout: dropout rate on the input of every hidden dense layer.
         input_shape: (height, width, channels), fixed: flattening needs the size.
         include_top: with False, the output is the (preprocessed) image reduced by `pooling`:
             every dense layer is part of the top, as keras.applications' VGG counts its
@@ -114,8 +160,10 @@ def MLP(
     """
     shape = check_common_args(
         name=name, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-        pooling=pooling, l2=l2, dropout=dropout, min_input_size=1,
+        pooling=pooling, l2=l2, dropout=dropout, min_input_size=min_input_size(conv_stages),
     )
+    if not 0 <= hidden_dropout < 1:
+        raise ValueError(f"{name}: hidden_dropout must be in [0, 1). Received hidden_dropout={hidden_dropout!r}")
     units = tuple(hidden_units)
     if not all(isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in units):
         raise ValueError(
@@ -125,14 +173,28 @@ def MLP(
         raise ValueError(
             f"{name}: the dense layers need a fixed input size. Received input_shape={input_shape}"
         )
-    for initializer in (kernel_initializer, bias_initializer):
+    conv_initializer = conv_initializer or kernel_initializer
+    classifier_kernel = classifier_initializer or kernel_initializer
+    classifier_bias = classifier_initializer or bias_initializer
+    for initializer in (kernel_initializer, bias_initializer, conv_initializer, classifier_kernel):
         _initializer(initializer)  # fails naming the choices before anything is built
 
     inputs, x = model_input(shape, preprocessing)
+    for index, (filters, kernel, strides, pool) in enumerate(conv_stages, start=1):
+        x = layers.Conv2D(
+            filters, kernel, strides=strides, activation=activation,
+            kernel_initializer=_initializer(conv_initializer),
+            bias_initializer=_initializer(bias_initializer),
+            kernel_regularizer=kernel_regularizer(l2), name=f"block{index}_conv",
+        )(x)
+        if pool:
+            x = layers.MaxPooling2D(pool, name=f"block{index}_pool")(x)
     if not include_top:
         return keras.Model(inputs, pooled_features(x, pooling), name=name)
     x = layers.Flatten(name="flatten")(x)
     for index, width in enumerate(units, start=1):
+        if hidden_dropout:
+            x = layers.Dropout(hidden_dropout, name=f"dense{index}_dropout")(x)
         x = layers.Dense(
             width, activation=activation, kernel_initializer=_initializer(kernel_initializer),
             bias_initializer=_initializer(bias_initializer),
@@ -142,14 +204,15 @@ def MLP(
         x = layers.Dropout(dropout, name="top_dropout")(x)
     x = layers.Dense(
         num_classes, activation=classifier_activation,
-        kernel_initializer=_initializer(kernel_initializer),
-        bias_initializer=_initializer(bias_initializer),
+        kernel_initializer=_initializer(classifier_kernel),
+        bias_initializer=_initializer(classifier_bias),
         kernel_regularizer=kernel_regularizer(l2), name="predictions",
     )(x)
     return keras.Model(inputs, x, name=name)
 
 
 for _name, _args in MLP_CONFIGS.items():
-    register_model(_name, family="mlp", default_input_shape=(28, 28, 1), min_input_size=1,
+    register_model(_name, family="mlp", default_input_shape=(28, 28, 1),
+                   min_input_size=min_input_size(_args.get("conv_stages", ())),
                    preprocessing="unit", **_args)(MLP)
 del _name, _args

@@ -119,13 +119,13 @@ def evaluate(run_dir: str, data: str, *, data_dir: str | None = None, split: str
     import tensorflow as tf
 
     from tfresnet import data as data_lib
-    from tfresnet.export import _read_run
+    from tfresnet.export import read_run
     from tfresnet.training import report
 
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}. Received split={split!r}")
     run_dir = os.fspath(run_dir)
-    model, run_names, config = _read_run(run_dir)
+    model, run_names, config = read_run(run_dir)
     options = dict(options or {})
     same_data = data == config.get("data")
     # The run's own dataset: its options, validation fraction and seed, so splits are the run's.

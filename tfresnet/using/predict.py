@@ -66,9 +66,9 @@ def _run_config(run_dir: str) -> dict:
 
 
 def _load_run(path: str) -> Classifier:
-    from tfresnet.export import _read_run
+    from tfresnet.export import read_run
 
-    model, class_names, config = _read_run(path)
+    model, class_names, config = read_run(path)
     _, height, width, channels = tuple(model.input_shape)
     if height is None or width is None:  # a size-agnostic model: the run's image size rules
         height = width = config.get("image_size")
