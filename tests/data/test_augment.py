@@ -107,3 +107,19 @@ def test_label_dtype_survives_augmentation():
     for preset in ("light", "standard", "mnist-shift"):
         _, out = build_augmentation(preset, seed=0)(images, labels)
         assert out.dtype == "int32", preset
+
+
+def test_shift1_expansion_is_nielsens_four_one_pixel_shifts():
+    from tfresnet.data.augment import expand_arrays
+
+    x = np.zeros((2, 4, 4), np.uint8)
+    x[0, 1, 2] = 7
+    x[1, 0, 0] = 9  # shifted up or left, it leaves the frame
+    y = np.array([3, 5])
+    big_x, big_y = expand_arrays(x, y, "shift1")
+    assert big_x.shape == (10, 4, 4) and big_y.tolist() == [3, 5] * 5
+    assert np.array_equal(big_x[:2], x)  # the originals first
+    where = [tuple(np.argwhere(img)[0]) if img.any() else None for img in big_x[0::2]]
+    assert where == [(1, 2), (0, 2), (2, 2), (1, 1), (1, 3)]  # original, up, down, left, right
+    assert [img.any() for img in big_x[1::2]] == [True, False, True, False, True]
+    assert big_x.sum() == 7 * 5 + 9 * 3  # zero fill: no pixel invented

@@ -190,3 +190,33 @@ def test_bad_idx_file_fails_naming_it(tmp_path):
     labels.write_bytes(b"\0\0\x08\x01" + struct.pack(">I", len(y)) + y.tobytes())
     with pytest.raises(ValueError, match=rf"{labels}.*class ids 0-9. Found 1 outside, values \[12\]"):
         data.load("mnist", data_dir=tmp_path, verbose=0)
+
+
+def test_nielsen_holdout_is_the_last_10000_in_file_order(mnist_npz):
+    bundle = data.load("mnist", data_dir=mnist_npz.parent, batch_size=1000, verbose=0,
+                       shuffle=False, holdout="last")
+    with np.load(mnist_npz, allow_pickle=False) as f:
+        x, y = f["x_train"], f["y_train"]
+    assert bundle.num_examples == {"train": 50_000, "validation": 10_000, "test": 10_000}
+    assert np.array_equal(bundle.class_counts["train"], np.bincount(y[:50_000], minlength=10))
+    images, labels = zip(*bundle.validation.as_numpy_iterator())
+    assert np.array_equal(np.concatenate(labels), y[50_000:])
+    assert np.array_equal(np.concatenate(images)[..., 0], x[50_000:].astype("float32"))
+    assert "last 10,000 (file order)" in repr(bundle)
+
+
+def test_shift_expansion_gives_250000_training_digits_and_spares_validation(mnist_npz):
+    bundle = data.load("mnist", data_dir=mnist_npz.parent, batch_size=1000, verbose=0,
+                       holdout="last", expand="shift1")
+    with np.load(mnist_npz, allow_pickle=False) as f:
+        y = f["y_train"]
+    assert bundle.num_examples == {"train": 250_000, "validation": 10_000, "test": 10_000}
+    assert np.array_equal(bundle.class_counts["train"], 5 * np.bincount(y[:50_000], minlength=10))
+    assert np.array_equal(bundle.class_counts["validation"], np.bincount(y[50_000:], minlength=10))
+
+
+@pytest.mark.parametrize("option, message", [({"holdout": "first"}, "stratified"),
+                                             ({"expand": "shift2"}, "shift1")])
+def test_bad_nielsen_options_name_the_choices(option, message):
+    with pytest.raises(ValueError, match=message):
+        data.load("mnist-sample", verbose=0, **option)

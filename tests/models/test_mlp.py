@@ -90,3 +90,66 @@ def test_include_top_false_leaves_the_image():
     # Every dense layer belongs to the top, as keras.applications' VGG counts fc1 and fc2.
     model = create_model("sigmoid_mlp_30x2", include_top=False, pooling="avg", preprocessing="auto")
     assert model.output_shape == (None, 1) and not model.trainable_weights
+
+
+def _conv_pool_params(sizes, side=28):
+    """Parameters of 'valid' 5x5 conv + 2x2 pool stages on a side x side digit, and the side left."""
+    total, channels = 0, 1
+    for filters in sizes:
+        total += filters * channels * 25 + filters
+        side, channels = (side - 4) // 2, filters
+    return total, side * side * channels
+
+
+def _dense_params(sizes):
+    return sum(n_in * n_out + n_out for n_in, n_out in itertools.pairwise(sizes))
+
+
+# Chapter 6's networks, counted from the book's layer sizes (network3.py's layer arguments).
+_CONV1 = _conv_pool_params([20])            # 520 weights; 20 x 12 x 12 = 2,880 features
+_CONV2 = _conv_pool_params([20, 40])        # 20,560; 40 x 4 x 4 = 640 features
+NIELSEN_PARAMS = {
+    "nielsen_fc100": _dense_params([784, 100, 10]),
+    "nielsen_conv1_sigmoid": _CONV1[0] + _dense_params([_CONV1[1], 100, 10]),
+    "nielsen_conv2_sigmoid": _CONV2[0] + _dense_params([_CONV2[1], 100, 10]),
+    "nielsen_conv2_relu": _CONV2[0] + _dense_params([_CONV2[1], 100, 10]),
+    "nielsen_conv2_fc1000x2": _CONV2[0] + _dense_params([_CONV2[1], 1000, 1000, 10]),
+}
+
+
+def test_nielsen_param_counts_by_hand():
+    assert NIELSEN_PARAMS["nielsen_fc100"] == 784 * 100 + 100 + 100 * 10 + 10 == 79_510
+    assert NIELSEN_PARAMS["nielsen_conv1_sigmoid"] == 520 + 2880 * 100 + 100 + 1010 == 289_630
+    assert NIELSEN_PARAMS["nielsen_conv2_relu"] == 520 + 20_040 + 64_100 + 1010 == 85_670
+    assert NIELSEN_PARAMS["nielsen_conv2_fc1000x2"] == 20_560 + 641_000 + 1_001_000 + 10_010
+
+
+@pytest.mark.parametrize("name", sorted(NIELSEN_PARAMS))
+def test_nielsen_param_count_from_layer_sizes(name):
+    model = create_model(name, num_classes=10)
+    assert model.count_params() == NIELSEN_PARAMS[name]
+    assert model.output_shape == (None, 10)
+
+
+def test_nielsen_conv_shapes_activations_and_dropout():
+    model = create_model("nielsen_conv2_fc1000x2")
+    # 'valid' 5x5 then 2x2 pool: 28 -> 24 -> 12 -> 8 -> 4.
+    assert model.get_layer("block1_conv").output.shape[1:] == (24, 24, 20)
+    assert model.get_layer("block2_pool").output.shape[1:] == (4, 4, 40)
+    assert model.get_layer("block1_conv").activation.__name__ == "relu"
+    assert [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)] == [0.5, 0.5]
+    sigmoid = create_model("nielsen_conv1_sigmoid")
+    assert sigmoid.get_layer("block1_conv").activation.__name__ == "sigmoid"
+    assert sigmoid.get_layer("dense1").activation.__name__ == "sigmoid"
+
+
+def test_nielsen_network3_initialisation():
+    # network3.py: dense N(0, 1/n_out), conv N(0, 4/(filters*25)), softmax layer zeros.
+    keras.utils.set_random_seed(0)
+    model = create_model("nielsen_conv2_fc1000x2")
+    dense = np.asarray(model.get_layer("dense1").kernel)
+    assert abs(dense.std() * np.sqrt(1000) - 1.0) < 0.05
+    conv = np.asarray(model.get_layer("block2_conv").kernel)
+    assert abs(conv.std() * np.sqrt(40 * 25 / 4) - 1.0) < 0.05
+    assert not np.any(model.get_layer("predictions").get_weights()[0])
+    assert not np.any(model.get_layer("predictions").get_weights()[1])

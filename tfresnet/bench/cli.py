@@ -25,9 +25,12 @@ SUITES = {
     "throughput": ("tfresnet.bench.throughput", "throughput.json"),
     "time-to-accuracy": ("tfresnet.bench.time_to_accuracy", "time_to_accuracy.json"),
     "serving": ("tfresnet.bench.serving", "serving.json"),
+    "reproduce": ("tfresnet.bench.reproduce", "reproduce.json"),
 }
+# Suites `all` leaves out: hours of training (Nielsen's ladder, He et al.'s degradation).
+NOT_IN_ALL = ("reproduce",)
 # Suites that need TensorFlow itself (tf.data, SavedModel), not just a Keras backend.
-NEEDS_TENSORFLOW = ("time-to-accuracy", "serving")
+NEEDS_TENSORFLOW = ("time-to-accuracy", "serving", "reproduce")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--targets", nargs="+", type=float, default=None, help="test accuracies (default 0.99 0.995)")
     group.add_argument("--max-seconds", type=float, default=180.0,
                        help="stop a recipe after this much training (default 180)")
+    group = parser.add_argument_group("reproduce")
+    group.add_argument("--rungs", default=None,
+                       help="comma-separated: Nielsen rungs 1-7, ch5, degradation (default all)")
+    group.add_argument("--seeds", type=int, default=1, help="seeds per rung (default 1)")
     group = parser.add_argument_group("serving")
     group.add_argument("--serving-models", nargs="+", default=None, help="default resnet20 mobilenetv2")
     group.add_argument("--serving-batch-sizes", nargs="+", type=int, default=None, help="default 1 64")
@@ -66,6 +73,12 @@ def _options(suite: str, args) -> dict:
         if args.targets:
             options["targets"] = tuple(args.targets)
         return options
+    if suite == "reproduce":
+        from tfresnet.bench.reproduce import parse_rungs
+
+        parse_rungs(args.rungs)  # an unknown rung fails before anything trains
+        return {"rungs": args.rungs, "seeds": args.seeds, "data_dir": args.data_dir, "smoke": args.smoke,
+                "out_path": os.path.join(args.out_dir, SUITES[suite][1])}
     options = {"models": args.serving_models, "smoke": args.smoke}
     if args.serving_batch_sizes:
         options["batch_sizes"] = tuple(args.serving_batch_sizes)
@@ -74,7 +87,10 @@ def _options(suite: str, args) -> dict:
 
 def _check(args) -> list[str]:
     """The suites to run; fails before any runs on a bad choice."""
-    suites = list(SUITES) if not args.suite or "all" in args.suite else list(dict.fromkeys(args.suite))
+    if not args.suite or "all" in args.suite:
+        suites = [s for s in SUITES if s not in NOT_IN_ALL]
+    else:
+        suites = list(dict.fromkeys(args.suite))
     for key, value in (("--batch-size", args.batch_size), ("--max-seconds", args.max_seconds)):
         if value is not None and value <= 0:
             raise ValueError(f"{key} must be > 0. Received {key} {value}")

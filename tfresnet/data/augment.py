@@ -26,11 +26,13 @@ import logging
 from collections.abc import Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfresnet import keras_compat
 
-__all__ = ["AUGMENT_PRESETS", "Augmentation", "build_augmentation", "list_augmentations"]
+__all__ = ["AUGMENT_PRESETS", "EXPANSIONS", "Augmentation", "build_augmentation", "expand_arrays",
+           "list_augmentations"]
 
 _log = logging.getLogger(__name__)
 
@@ -68,6 +70,42 @@ AUGMENT_PRESETS: dict[str, tuple] = {
         ),
     ),
 }
+
+# Deterministic expansions of a training set, done once before training (unlike the random
+# presets above): name -> (row, column) shifts, each adding one shifted copy of every image.
+# "shift1" is Nielsen's expand_mnist.py (NNDL chapter 6): every digit moved one pixel up, down,
+# left and right with zero fill, so 50,000 digits become 250,000.
+EXPANSIONS: dict[str, tuple[tuple[int, int], ...]] = {
+    "shift1": ((-1, 0), (1, 0), (0, -1), (0, 1)),
+}
+
+
+def expand_arrays(x: np.ndarray, y: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The originals followed by one shifted copy of them per shift of `EXPANSIONS[name]`.
+
+    Args:
+        x: images (N, H, W[, C]); shifted pixels that leave the frame are dropped and the
+            uncovered edge is filled with zeros (the background of MNIST).
+        y: labels (N,), repeated for every copy.
+        name: a key of `EXPANSIONS`.
+
+    Returns:
+        ``(x, y)`` with ``N * (1 + len(EXPANSIONS[name]))`` examples.
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    if name not in EXPANSIONS:
+        raise ValueError(f"Unknown expansion {name!r}; choose one of {list(EXPANSIONS)}.")
+    copies = [x]
+    for dy, dx in EXPANSIONS[name]:
+        shifted = np.zeros_like(x)
+        h, w = x.shape[1:3]
+        shifted[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = (
+            x[:, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)])
+        copies.append(shifted)
+    return np.concatenate(copies), np.tile(y, len(copies))
+
 
 # Layers that mix the labels of a batch: they need one-hot labels.
 _LABEL_MIXING = frozenset({"MixUp", "CutMix"})

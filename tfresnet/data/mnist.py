@@ -8,12 +8,15 @@ or LeCun's four IDX files, gzipped or not; otherwise tensorflow-datasets' ``mnis
 test digits, `scripts/make_mnist_sample.py`), so examples and tests run with no data at all.
 
 Validation: by default a stratified, seeded 10,000 of the 60,000 training digits, the size of
-the validation set in Nielsen's *Neural Networks and Deep Learning* (which takes the last 10,000
-in file order instead; `validation_split` changes the size).
+the validation set in Nielsen's *Neural Networks and Deep Learning*, which takes the last 10,000
+in file order instead: ``data_args={"holdout": "last"}`` does that (`validation_split` changes
+the size). ``data_args={"expand": "shift1"}`` adds Nielsen's one-pixel shifts of every training
+digit (50,000 -> 250,000; `tfresnet.data.augment.EXPANSIONS`).
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import importlib.resources
 import os
@@ -21,6 +24,7 @@ import struct
 
 import numpy as np
 
+from tfresnet.data.augment import EXPANSIONS, expand_arrays
 from tfresnet.data.registry import register_dataset
 from tfresnet.data.sources import (
     DataNotFoundError,
@@ -170,10 +174,14 @@ def read_mnist_dir(data_dir: str) -> tuple[dict[str, np.ndarray], str]:
     return arrays, f"{os.path.dirname(where['x_train'])} (LeCun IDX files)"
 
 
-def _source(arrays: dict, ctx: LoadContext, origin: str, pool: str, test: str) -> Source:
+def _source(arrays: dict, ctx: LoadContext, origin: str, pool: str, test: str, *,
+            holdout: str, expand: str | None) -> Source:
+    if expand is not None and expand not in EXPANSIONS:  # before reading anything
+        raise ValueError(f"Unknown expansion {expand!r}; choose one of {list(EXPANSIONS)}.")
     return source_from_arrays(
         arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], ctx,
-        origin=origin, class_names=CLASS_NAMES, pool_name=pool, test_name=test,
+        origin=origin, class_names=CLASS_NAMES, pool_name=pool, test_name=test, holdout=holdout,
+        expand=None if expand is None else functools.partial(expand_arrays, name=expand),
     )
 
 
@@ -183,8 +191,15 @@ def _source(arrays: dict, ctx: LoadContext, origin: str, pool: str, test: str) -
     default_image_size=(28, 28),
     default_validation_split=10_000,
 )
-def load_mnist(ctx: LoadContext) -> Source:
-    """Loads MNIST from the data directory, else from tensorflow-datasets."""
+def load_mnist(ctx: LoadContext, holdout: str = "stratified", expand: str | None = None) -> Source:
+    """Loads MNIST from the data directory, else from tensorflow-datasets.
+
+    Args:
+        holdout: ``"stratified"`` (seeded, every class in proportion) or ``"last"`` (the last
+            `validation_split` digits in file order, as Nielsen's book splits MNIST).
+        expand: None, or a `tfresnet.data.augment.EXPANSIONS` name applied to the training
+            split (``"shift1"``: Nielsen's one-pixel shifts, 5x the digits).
+    """
     if find_mnist(ctx.data_dir):
         arrays, origin = read_mnist_dir(ctx.data_dir)
     else:
@@ -199,6 +214,7 @@ def load_mnist(ctx: LoadContext) -> Source:
     return _source(
         arrays, ctx, origin,
         f"the {n_train:,} training digits", f"the official {n_test:,} test digits",
+        holdout=holdout, expand=expand,
     )
 
 
@@ -208,8 +224,13 @@ def load_mnist(ctx: LoadContext) -> Source:
     default_image_size=(28, 28),
     default_validation_split=1_000,
 )
-def load_mnist_sample(ctx: LoadContext) -> Source:
-    """Loads the MNIST sample shipped inside the package (no data directory needed)."""
+def load_mnist_sample(ctx: LoadContext, holdout: str = "stratified", expand: str | None = None) -> Source:
+    """Loads the MNIST sample shipped inside the package (no data directory needed).
+
+    Args:
+        holdout: as for ``mnist``.
+        expand: as for ``mnist``.
+    """
     resource = importlib.resources.files("tfresnet.data") / SAMPLE_FILE
     with importlib.resources.as_file(resource) as path:
         arrays = _read_npz(str(path))
@@ -218,4 +239,5 @@ def load_mnist_sample(ctx: LoadContext) -> Source:
         arrays, ctx, f"tfresnet/data/{SAMPLE_FILE} (stratified sample of MNIST)",
         f"the sample's {n_train:,} training digits",
         f"the sample's {n_test:,} test digits (from the official test set)",
+        holdout=holdout, expand=expand,
     )

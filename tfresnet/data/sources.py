@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -349,6 +349,9 @@ def _array_split(x: np.ndarray, y: np.ndarray, description: str) -> SplitSource:
     return SplitSource(elements, "image", y, description, h.hexdigest()[:16])
 
 
+HOLDOUTS = ("stratified", "last")
+
+
 def source_from_arrays(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -360,28 +363,49 @@ def source_from_arrays(
     class_names: Sequence[str],
     pool_name: str,
     test_name: str,
+    holdout: str = "stratified",
+    expand: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Source:
     """Splits in-memory uint8 images (N, H, W[, C]) into train, validation and test.
 
-    Validation is a stratified, seeded sample of the training arrays (`ctx.validation_split`);
-    the test arrays are the test split as they are.
+    Validation is a stratified, seeded sample of the training arrays (`ctx.validation_split`),
+    or with ``holdout="last"`` that many of the last training examples in file order (Nielsen's
+    split of MNIST: the first 50,000 train, the last 10,000 validate); the test arrays are the
+    test split as they are.
+
+    Args:
+        holdout: ``"stratified"`` or ``"last"``.
+        expand: applied to the training split only, after the split, so no validation digit
+            leaks into training as a shifted copy: ``(x, y) -> (x, y)``.
 
     Returns:
         A `Source` of decoded images (`SplitSource.kind` ``"image"``).
+
+    Raises:
+        ValueError: for an unknown `holdout`.
     """
-    parts = stratified_split(y_train, {"validation": ctx.validation_split}, seed=ctx.seed)
-    splits = {
-        "train": _array_split(
-            x_train[parts["train"]], y_train[parts["train"]], f"{pool_name} minus validation"
-        )
-    }
+    if holdout not in HOLDOUTS:
+        raise ValueError(f"holdout must be one of {HOLDOUTS}. Received holdout={holdout!r}")
+    if holdout == "last":
+        count = split_count(ctx.validation_split, len(y_train))
+        order = np.arange(len(y_train))
+        parts = {"train": order[: len(order) - count], "validation": order[len(order) - count:]}
+        how = f"the last {count:,} (file order)"
+    else:
+        parts = stratified_split(y_train, {"validation": ctx.validation_split}, seed=ctx.seed)
+        how = f"stratified {describe_size(ctx.validation_split, len(y_train))}"
+    x_fit, y_fit = x_train[parts["train"]], y_train[parts["train"]]
+    fit_name = f"{pool_name} minus validation"
+    if expand is not None:
+        x_fit, y_fit = expand(x_fit, y_fit)
+        fit_name += f", expanded to {len(y_fit):,}"
+    splits = {"train": _array_split(x_fit, y_fit, fit_name)}
     absent = {}
     if len(parts["validation"]):
         splits["validation"] = _array_split(
             x_train[parts["validation"]],
             y_train[parts["validation"]],
-            f"stratified {describe_size(ctx.validation_split, len(y_train))} of {pool_name}, "
-            f"seed {ctx.seed}",
+            f"{how} of {pool_name}" + (f", seed {ctx.seed}" if holdout == "stratified" else ""),
         )
     else:
         absent["validation"] = f"validation_split={ctx.validation_split!r} holds out no example"

@@ -1,0 +1,21 @@
+"""He et al. 2015, figure 6: plain20/plain56 against resnet20/resnet56, trained alike.
+
+Run:
+    python recipes/he_degradation.py --set data_dir=../shared/data              # plain20
+    python recipes/he_degradation.py --set model=plain56 --set data_dir=../shared/data
+    tfresnet bench --suite reproduce --rungs degradation   # all four, curves side by side
+    tfresnet train recipes/he_degradation.py --set smoke=true   # seconds, for tests
+
+The paper's CIFAR-10 optimiser (SGD momentum 0.9, lr 0.1 / 10 at 32k and 48k of 64k iterations,
+weight decay 1e-4, batch 128) on MNIST, which is what tfresnet can load
+(`tfresnet.reproduce.degradation`). Not yet trained to the end on this machine.
+"""
+
+from tfresnet.reproduce.degradation import degradation_config
+from tfresnet.reproduce.nielsen import recipe
+from tfresnet.runner import main
+
+get_config = recipe(degradation_config, "plain20")  # others: --set model=plain56|resnet20|resnet56
+
+if __name__ == "__main__":
+    raise SystemExit(main(get_config))

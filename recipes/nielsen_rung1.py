@@ -1,0 +1,21 @@
+"""Nielsen, NNDL chapter 6, rung 1: [784, 100, 10] sigmoid.
+
+Book: 97.80% test accuracy.
+
+Run:
+    python recipes/nielsen_rung1.py --set data_dir=../shared/data
+    tfresnet bench --suite reproduce --rungs 1           # beside the book's figure
+    tfresnet train recipes/nielsen_rung1.py --set smoke=true   # seconds, for tests
+
+The row is `tfresnet.reproduce.nielsen.RUNGS[1]` (nielsen_fc100, 60 epochs, mini-batch
+10, eta 0.1); that module's docstring derives the L2 coefficient.
+Not yet trained to the end on this machine (mini-batch 10 for 60 epochs is hours of CPU).
+"""
+
+from tfresnet.reproduce.nielsen import recipe, rung_config
+from tfresnet.runner import main
+
+get_config = recipe(rung_config, 1)
+
+if __name__ == "__main__":
+    raise SystemExit(main(get_config))

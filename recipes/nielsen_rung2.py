@@ -1,0 +1,21 @@
+"""Nielsen, NNDL chapter 6, rung 2: a 20-filter 5x5 conv + 2x2 max-pool in front of rung 1 (sigmoid).
+
+Book: 98.78% test accuracy.
+
+Run:
+    python recipes/nielsen_rung2.py --set data_dir=../shared/data
+    tfresnet bench --suite reproduce --rungs 2           # beside the book's figure
+    tfresnet train recipes/nielsen_rung2.py --set smoke=true   # seconds, for tests
+
+The row is `tfresnet.reproduce.nielsen.RUNGS[2]` (nielsen_conv1_sigmoid, 60 epochs, mini-batch
+10, eta 0.1); that module's docstring derives the L2 coefficient.
+Not yet trained to the end on this machine (mini-batch 10 for 60 epochs is hours of CPU).
+"""
+
+from tfresnet.reproduce.nielsen import recipe, rung_config
+from tfresnet.runner import main
+
+get_config = recipe(rung_config, 2)
+
+if __name__ == "__main__":
+    raise SystemExit(main(get_config))

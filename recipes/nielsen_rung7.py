@@ -1,0 +1,21 @@
+"""Nielsen, NNDL chapter 6, rung 7: one of the 5 voting rung-6 networks.
+
+Book: 99.67% test accuracy.
+
+Run:
+    python recipes/nielsen_rung7.py --set data_dir=../shared/data
+    tfresnet bench --suite reproduce --rungs 7           # beside the book's figure
+    tfresnet train recipes/nielsen_rung7.py --set smoke=true   # seconds, for tests
+
+The row is `tfresnet.reproduce.nielsen.RUNGS[7]` (nielsen_conv2_fc1000x2, 40 epochs, mini-batch
+10, eta 0.03); that module's docstring derives the L2 coefficient.
+Not yet trained to the end on this machine (mini-batch 10 for 40 epochs is hours of CPU).
+"""
+
+from tfresnet.reproduce.nielsen import recipe, rung_config
+from tfresnet.runner import main
+
+get_config = recipe(rung_config, 7)
+
+if __name__ == "__main__":
+    raise SystemExit(main(get_config))

@@ -1,0 +1,33 @@
+"""The `reproduce` suite's machinery, smoke-sized: rung 1 runs, is saved and tabled beside the book."""
+
+import json
+
+import pytest
+
+from tfresnet.bench import reproduce
+from tfresnet.bench.cli import main
+
+
+def test_rung1_smoke_saves_json_and_prints_the_table(tmp_path, capsys):
+    assert main(["--suite", "reproduce", "--rungs", "1", "--seeds", "2", "--smoke",
+                 "--out-dir", str(tmp_path)]) == 0
+    saved = json.loads((tmp_path / "reproduce.json").read_text())
+    assert saved["benchmark"] == "reproduce" and saved["items"] == ["1"]
+    assert [(r["item"], r["seed"], r["book"]) for r in saved["runs"]] == [("1", 0, 97.8), ("1", 1, 97.8)]
+    assert all(0 <= r["ours"] <= 100 and r["wall_seconds"] > 0 for r in saved["runs"])
+    out = capsys.readouterr().out
+    assert "| rung | book % | ours % (mean +- sd) | diff (points) | wall time |" in out
+    assert "| 1 | 97.8 |" in out and "(n=2)" in out
+
+
+def test_summary_mean_sd_and_difference():
+    runs = [{"item": "4", "book": 99.23, "ours": v, "wall_seconds": 10.0} for v in (99.0, 99.2)]
+    [row] = reproduce.summarise(runs)
+    assert row["ours"] == "99.10 +- 0.14 (n=2)" and row["diff"] == "-0.13" and row["wall"] == "20 s"
+
+
+def test_unknown_rung_fails_before_training(capsys):
+    assert main(["--suite", "reproduce", "--rungs", "1,9", "--smoke"]) == 2
+    assert "ch5" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="degradation"):
+        reproduce.parse_rungs("8")

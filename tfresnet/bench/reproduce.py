@@ -1,0 +1,241 @@
+"""The `reproduce` suite of `tfresnet bench`: our figures beside the published ones.
+
+    tfresnet bench --suite reproduce --rungs 1,2 --seeds 3 --data-dir ../shared/data
+    tfresnet bench --suite reproduce --rungs ch5,degradation
+
+Items (`--rungs`): Nielsen's chapter 6 rungs ``1``..``7`` (`tfresnet.reproduce.nielsen.RUNGS`;
+rung 7 trains 5 rung-6 networks per seed and takes their plurality vote), ``ch5`` (the four
+chapter 5 depths, and the bias-gradient norms of the k = 4 network at initialisation over 1,000
+training digits) and ``degradation`` (He et al. figure 6's four networks, whose training and
+validation error curves are drawn side by side). Each finished run is saved to the JSON file at
+once, so a suite killed after hours keeps what it finished. Full-length runs take hours on a CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import statistics
+import tempfile
+import time
+
+import numpy as np
+
+from tfresnet.bench.common import markdown_table, write_result
+from tfresnet.reproduce import degradation, nielsen
+
+ITEMS = (*map(str, nielsen.RUNGS), "ch5", "degradation")
+GRADIENT_DIGITS = 1_000  # Nielsen measures the gradient over the first 1,000 training digits
+
+
+def parse_rungs(text: str | None) -> list[str]:
+    """``"1,2,ch5"`` -> ``["1", "2", "ch5"]``; None -> every item.
+
+    Raises:
+        ValueError: naming an unknown item and the choices.
+    """
+    items = list(ITEMS) if not text else [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [i for i in items if i not in ITEMS]
+    if unknown:
+        raise ValueError(f"--rungs: unknown {unknown}; choose from {', '.join(ITEMS)}.")
+    return items
+
+
+def _train(config, run_root: str, label: str):
+    from tfresnet.training.trainer import train
+
+    started = time.perf_counter()
+    result = train(config, os.path.join(run_root, label), recipe=label)
+    return result, time.perf_counter() - started
+
+
+def _prepare(config, *, seed: int, data_dir: str | None, smoke: bool):
+    changes = {"seed": seed, "smoke": smoke, "verbose": 0 if smoke else 2}
+    if smoke and not data_dir:
+        changes["data"] = "mnist-sample"  # the machinery, not the numbers: no files needed
+    if data_dir:
+        changes["data_dir"] = data_dir
+    return dataclasses.replace(config, **changes)
+
+
+def _vote(models, config) -> float:
+    """Plurality vote of `models` on the config's test split (ties to the lower class), in %."""
+    from tfresnet.bench.time_to_accuracy import _test_arrays
+
+    x, y, _ = _test_arrays(config)
+    votes = np.stack([np.argmax(m.predict(x, verbose=0), axis=1) for m in models])
+    counts = np.apply_along_axis(np.bincount, 0, votes, minlength=10)
+    return float(np.mean(np.argmax(counts, axis=0) == y) * 100)
+
+
+def _run_rung(rung: int, seed: int, run_root: str, **options) -> dict:
+    row = nielsen.RUNGS[rung]
+    config = _prepare(nielsen.rung_config(rung), seed=seed, **options)
+    if row.votes == 1:
+        result, seconds = _train(config, run_root, f"rung{rung}-seed{seed}")
+        accuracy = result.metrics["accuracy"] * 100  # test, at the best validation epoch
+    else:
+        models, seconds = [], 0.0
+        for voter in range(row.votes):
+            voter_config = dataclasses.replace(config, seed=seed * row.votes + voter)
+            result, took = _train(voter_config, run_root, f"rung{rung}-seed{seed}-voter{voter}")
+            models.append(result.model)
+            seconds += took
+        accuracy = _vote(models, config)
+    return {"item": str(rung), "seed": seed, "model": row.model, "book": row.book,
+            "ours": accuracy, "wall_seconds": round(seconds, 1)}
+
+
+def _run_ch5(seed: int, run_root: str, **options) -> list[dict]:
+    rows = []
+    for depth in nielsen.CH5_DEPTHS:
+        config = _prepare(nielsen.ch5_config(depth), seed=seed, **options)
+        result, seconds = _train(config, run_root, f"ch5-30x{depth}-seed{seed}")
+        history = result.history
+        # The book's chapter 5 figures are the best validation accuracy over the epochs.
+        ours = float(history["val_accuracy"].max() * 100) if "val_accuracy" in history else None
+        rows.append({"item": f"ch5 30x{depth}", "seed": seed, "model": config.model,
+                     "book": nielsen.CH5_BOOK[depth], "ours": ours, "wall_seconds": round(seconds, 1)})
+    return rows
+
+
+def ch5_gradient_norms(seed: int, *, data_dir: str | None, smoke: bool) -> list[float]:
+    """Each hidden layer's bias-gradient norm of a fresh [784, 30 x 4, 10] network, input side first."""
+    import keras
+
+    from tfresnet import create_model
+    from tfresnet.inspect.gradients import gradient_norms
+    from tfresnet.training.trainer import load_data
+
+    config = _prepare(nielsen.ch5_config(4), seed=seed, data_dir=data_dir, smoke=smoke)
+    bundle = load_data(dataclasses.replace(config, batch_size=GRADIENT_DIGITS, verbose=0))
+    x, y = next(iter(bundle.train))  # shuffled training digits; the book takes the first 1,000
+    keras.utils.set_random_seed(seed)
+    model = create_model(config.model)
+    norms = gradient_norms(model, x.numpy(), y.numpy())
+    hidden = norms[(norms["weight"] == "bias") & norms["layer"].str.startswith("dense")]
+    return [float(v) for v in hidden["grad_norm"]]
+
+
+def _run_degradation(seed: int, run_root: str, **options) -> list[dict]:
+    rows = []
+    for model in degradation.DEGRADATION_MODELS:
+        config = _prepare(degradation.degradation_config(model), seed=seed, **options)
+        result, seconds = _train(config, run_root, f"degradation-{model}-seed{seed}")
+        history = result.history
+        rows.append({
+            "item": f"degradation {model}", "seed": seed, "model": model, "book": None,
+            "ours": result.metrics["accuracy"] * 100, "wall_seconds": round(seconds, 1),
+            "train_error": [1 - float(a) for a in history["accuracy"]],
+            "val_error": [1 - float(a) for a in history.get("val_accuracy", [])],
+        })
+    return rows
+
+
+def run(*, rungs: str | None = None, seeds: int = 1, data_dir: str | None = None, smoke: bool = False,
+        out_path: str | None = None, run_root: str | None = None) -> dict:
+    """Trains what `rungs` asks, `seeds` times each, saving `out_path` after every finished run.
+
+    Returns:
+        ``{"runs": [...], "gradient_norms": {...}, "figures": [...]}``.
+
+    Raises:
+        ValueError: for an unknown item or ``seeds < 1``.
+    """
+    items = parse_rungs(rungs)
+    if seeds < 1:
+        raise ValueError(f"--seeds must be >= 1. Received --seeds {seeds}")
+    from tfresnet.bench.time_to_accuracy import _default_data_dir
+
+    options = {"data_dir": None if smoke and not data_dir else _default_data_dir(data_dir), "smoke": smoke}
+    run_root = run_root or tempfile.mkdtemp(prefix="tfresnet-reproduce-")
+    result = {"items": items, "seeds": seeds, "smoke": smoke, "runs": [], "gradient_norms": None}
+
+    def save():
+        if out_path:
+            write_result(out_path, "reproduce", result)
+
+    for item in items:
+        for seed in range(seeds):
+            if item == "ch5":
+                result["runs"] += _run_ch5(seed, run_root, **options)
+            elif item == "degradation":
+                result["runs"] += _run_degradation(seed, run_root, **options)
+            else:
+                result["runs"].append(_run_rung(int(item), seed, run_root, **options))
+            save()
+        if item == "ch5":
+            result["gradient_norms"] = {"book": list(nielsen.CH5_GRADIENT_NORMS),
+                                        "ours": ch5_gradient_norms(0, **options)}
+            save()
+    result["figures"] = draw_figures(result, os.path.dirname(out_path) if out_path else run_root)
+    save()
+    return result
+
+
+def summarise(runs: list[dict]) -> list[dict]:
+    """One row per item: the book's figure, ours as mean +- sd over seeds, the difference."""
+    rows = []
+    for item in dict.fromkeys(r["item"] for r in runs):
+        done = [r for r in runs if r["item"] == item and r["ours"] is not None]
+        values = [r["ours"] for r in done]
+        book = done[0]["book"] if done else None
+        mean = statistics.fmean(values) if values else None
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        rows.append({
+            "item": item, "book": book,
+            "ours": None if mean is None else f"{mean:.2f} +- {sd:.2f} (n={len(values)})",
+            "diff": None if mean is None or book is None else f"{mean - book:+.2f}",
+            "wall": f"{sum(r['wall_seconds'] for r in done):,.0f} s",
+        })
+    return rows
+
+
+def format_tables(result: dict) -> str:
+    """The Markdown table: rung, book, ours (mean +- sd over seeds), difference in points, wall time."""
+    table = markdown_table(summarise(result["runs"]), [
+        ("item", "rung"), ("book", "book %"), ("ours", "ours % (mean +- sd)"),
+        ("diff", "diff (points)"), ("wall", "wall time")])
+    norms = result.get("gradient_norms")
+    if norms:
+        rows = [{"layer": f"hidden {i + 1}", "book": b, "ours": o}
+                for i, (b, o) in enumerate(zip(norms["book"], norms["ours"]))]
+        table += "\n\nCh. 5 bias-gradient norms at initialisation (k = 4):\n\n" + markdown_table(
+            rows, [("layer", "layer"), ("book", "book"), ("ours", "ours")])
+    return table
+
+
+def draw_figures(result: dict, folder: str) -> list[str]:
+    """Draws the degradation curves and the gradient norms where the runs hold them; returns paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    curves = [r for r in result["runs"] if "train_error" in r and r["seed"] == 0]
+    if curves:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+        for r in curves:
+            ax = axes[0 if r["model"].startswith("plain") else 1]
+            line, = ax.plot(np.array(r["train_error"]) * 100, "--", label=f"{r['model']} train")
+            if r["val_error"]:
+                ax.plot(np.array(r["val_error"]) * 100, color=line.get_color(), label=f"{r['model']} val")
+        for ax, title in zip(axes, ("plain", "residual")):
+            ax.set(title=title, xlabel="epoch", ylabel="error (%)")
+            ax.legend()
+        paths.append(os.path.join(folder, "reproduce_degradation.png"))
+        fig.savefig(paths[-1], dpi=100, bbox_inches="tight")
+        plt.close(fig)
+    norms = result.get("gradient_norms")
+    if norms:
+        fig, ax = plt.subplots(figsize=(5, 4))
+        layers = np.arange(1, len(norms["book"]) + 1)
+        ax.semilogy(layers, norms["book"], "o-", label="book")
+        ax.semilogy(layers, norms["ours"], "s-", label="ours")
+        ax.set(xlabel="hidden layer", ylabel="bias-gradient norm", title="[784, 30 x 4, 10] at init")
+        ax.legend()
+        paths.append(os.path.join(folder, "reproduce_gradients.png"))
+        fig.savefig(paths[-1], dpi=100, bbox_inches="tight")
+        plt.close(fig)
+    return paths
