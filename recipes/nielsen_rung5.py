@@ -9,7 +9,7 @@ Run:
 
 The row is `tfresnet.reproduce.nielsen.RUNGS[5]` (nielsen_conv2_relu, 60 epochs, mini-batch
 10, eta 0.03); that module's docstring derives the L2 coefficient.
-Not yet trained to the end on this machine (mini-batch 10 for 60 epochs is hours of CPU).
+Not yet trained to the end on this machine.
 """
 
 from tfresnet.reproduce.nielsen import recipe, rung_config
