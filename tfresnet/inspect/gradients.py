@@ -28,6 +28,7 @@ import pandas as pd
 
 from tfresnet.inspect.autodiff import weight_gradients
 from tfresnet.inspect.common import check_images, logits_model
+from tfresnet.inspect.plotting import pyplot, save_figure
 
 __all__ = [
     "gradient_norms",
@@ -299,15 +300,6 @@ def layer_norms(frame: pd.DataFrame, *, weight: str | None = None, by=None) -> p
 # ----------------------------------------------------------------------------------------- plots
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on training machines
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_gradient_norms(
     frame: pd.DataFrame,
     path: str,
@@ -332,7 +324,7 @@ def plot_gradient_norms(
     if by is None:
         by = next((c for c in ("model", "step") if c in frame.columns), None)
     norms = layer_norms(frame, weight=weight, by=by)
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     groups = [(None, norms)] if by is None else list(norms.groupby(by, sort=False))
     colours = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20")  # distinct up to 20 lines
@@ -347,7 +339,8 @@ def plot_gradient_norms(
     ax.grid(True, which="both", alpha=0.3)
     if by is not None:
         ax.legend(fontsize=8)
-    return _save(fig, path)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=100)
 
 
 def plot_gradient_flow(frame: pd.DataFrame, path: str, *, weight: str | None = "kernels",
@@ -373,7 +366,7 @@ def plot_gradient_flow(frame: pd.DataFrame, path: str, *, weight: str | None = "
     for phase, step, depth, value in zip(norms["phase"], norms["step"], norms["depth"], norms["grad_norm"]):
         grid[row[depth], column[(phase, step)]] = np.log10(value) if value > 0 else np.nan
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, max(3.0, min(12.0, 0.18 * len(row) + 1.5))))
     image = ax.imshow(grid, aspect="auto", origin="lower", interpolation="nearest", cmap="viridis")
     fig.colorbar(image, ax=ax, label="log10 ||gradient||")
@@ -384,16 +377,8 @@ def plot_gradient_flow(frame: pd.DataFrame, path: str, *, weight: str | None = "
         ax.set_yticks(range(len(row)), list(depth_names), fontsize=7)
     ax.set_ylabel("depth (input at the bottom)")
     ax.set_title(title or f"Gradient flow ({weight or 'all weights'} per layer)")
-    return _save(fig, path)
-
-
-def _save(fig, path: str) -> str:
-    plt = _pyplot()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def _latest_records(frame: pd.DataFrame) -> pd.DataFrame:
