@@ -16,8 +16,23 @@ def test_rung1_smoke_saves_json_and_prints_the_table(tmp_path, capsys):
     assert [(r["item"], r["seed"], r["book"]) for r in saved["runs"]] == [("1", 0, 97.8), ("1", 1, 97.8)]
     assert all(0 <= r["ours"] <= 100 and r["wall_seconds"] > 0 for r in saved["runs"])
     out = capsys.readouterr().out
-    assert "| rung | book % | ours % (mean +- sd) | diff (points) | wall time |" in out
-    assert "| 1 | 97.8 |" in out and "(n=2)" in out
+    assert "| rung | settings | book % | ours % (mean +- sd) | diff (points) | wall time |" in out
+    assert "| 1 | batch 10, eta 0.1 (book) | 97.8 |" in out and "(n=2)" in out
+
+
+def test_suite_runs_in_pieces_keeping_earlier_rows_and_resuming_run_dirs(tmp_path, capsys):
+    """A ladder is run over several invocations: each adds its rows, a left run dir is resumed."""
+    args = ["--suite", "reproduce", "--smoke", "--out-dir", str(tmp_path / "out"),
+            "--run-root", str(tmp_path / "runs")]
+    assert main([*args, "--rungs", "1"]) == 0
+    assert main([*args, "--rungs", "1", "--batch-size", "40"]) == 0  # eta 0.4: linear scaling
+    # Again at the book's batch: the run dir exists and is resumed, not refused or retrained.
+    assert main([*args, "--rungs", "1"]) == 0
+    saved = json.loads((tmp_path / "out" / "reproduce.json").read_text())
+    assert [(r["item"], r["batch_size"], r["lr"]) for r in saved["runs"]] == [("1", 40, 0.4), ("1", 10, 0.1)]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["rung1-seed0", "rung1-seed0-batch40"]
+    out = capsys.readouterr().out
+    assert "| 1 | batch 40, eta 0.4 |" in out and "| 1 | batch 10, eta 0.1 (book) |" in out
 
 
 def test_summary_mean_sd_and_difference():

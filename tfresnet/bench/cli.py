@@ -42,7 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("throughput")
     group.add_argument("--models", nargs="+", default=None,
                        help="models to time (default resnet20 resnet50 mobilenetv2 vgg16)")
-    group.add_argument("--batch-size", type=int, default=None, help="one batch size for every model")
+    group.add_argument("--batch-size", type=int, default=None,
+                       help="one batch size for every model; for reproduce, the Nielsen items' mini-batch "
+                            "with eta scaled linearly (default: the book's 10)")
     group.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="TrainConfig override for the tfresnet side, e.g. steps_per_execution=4")
     group = parser.add_argument_group("time-to-accuracy")
@@ -57,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--rungs", default=None,
                        help="comma-separated: Nielsen rungs 1-7, ch5, degradation (default all)")
     group.add_argument("--seeds", type=int, default=1, help="seeds per rung (default 1)")
+    group.add_argument("--run-root", default=None,
+                       help="folder for the runs; a run a killed suite left there is resumed (default: a temp dir)")
     group = parser.add_argument_group("serving")
     group.add_argument("--serving-models", nargs="+", default=None, help="default resnet20 mobilenetv2")
     group.add_argument("--serving-batch-sizes", nargs="+", type=int, default=None, help="default 1 64")
@@ -78,6 +82,7 @@ def _options(suite: str, args) -> dict:
 
         parse_rungs(args.rungs)  # an unknown rung fails before anything trains
         return {"rungs": args.rungs, "seeds": args.seeds, "data_dir": args.data_dir, "smoke": args.smoke,
+                "batch_size": args.batch_size, "run_root": args.run_root,
                 "out_path": os.path.join(args.out_dir, SUITES[suite][1])}
     options = {"models": args.serving_models, "smoke": args.smoke}
     if args.serving_batch_sizes:

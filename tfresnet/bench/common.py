@@ -227,6 +227,22 @@ def write_result(path: str, benchmark: str, result: dict) -> dict:
     return document
 
 
+def read_result(path: str) -> dict:
+    """A JSON file `write_result` wrote.
+
+    Raises:
+        ValueError: naming the file when it is not one.
+    """
+    with open(path) as f:
+        try:
+            document = json.load(f)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not a benchmark result (JSON): {error}") from None
+    if not isinstance(document, dict) or "benchmark" not in document:
+        raise ValueError(f"{path} is not a benchmark result: it has no 'benchmark' key.")
+    return document
+
+
 def _jsonable(value):
     if isinstance(value, np.generic):
         return value.item()

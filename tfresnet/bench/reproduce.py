@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from tfresnet.bench.common import markdown_table, write_result
+from tfresnet.bench.common import markdown_table, read_result, write_result
 from tfresnet.reproduce import degradation, nielsen
 
 ITEMS = (*map(str, nielsen.RUNGS), "ch5", "degradation")
@@ -42,11 +42,18 @@ def parse_rungs(text: str | None) -> list[str]:
 
 
 def _train(config, run_root: str, label: str):
+    """Trains one run in ``run_root/label``; a run dir left by a killed suite is resumed."""
     from tfresnet.training.trainer import train
 
+    run_dir = os.path.join(run_root, label)
+    resume = os.path.exists(os.path.join(run_dir, "config.json"))
     started = time.perf_counter()
-    result = train(config, os.path.join(run_root, label), recipe=label)
+    result = train(config, run_dir, recipe=label, resume=resume)
     return result, time.perf_counter() - started
+
+
+def _label(stem: str, seed: int, batch_size: int | None) -> str:
+    return f"{stem}-seed{seed}" + (f"-batch{batch_size}" if batch_size else "")
 
 
 def _prepare(config, *, seed: int, data_dir: str | None, smoke: bool):
@@ -68,34 +75,41 @@ def _vote(models, config) -> float:
     return float(np.mean(np.argmax(counts, axis=0) == y) * 100)
 
 
-def _run_rung(rung: int, seed: int, run_root: str, **options) -> dict:
+def _run_rung(rung: int, seed: int, run_root: str, batch_size: int | None = None, **options) -> dict:
     row = nielsen.RUNGS[rung]
-    config = _prepare(nielsen.rung_config(rung), seed=seed, **options)
+    config = _prepare(nielsen.rung_config(rung, batch_size), seed=seed, **options)
+    label = _label(f"rung{rung}", seed, batch_size)
     if row.votes == 1:
-        result, seconds = _train(config, run_root, f"rung{rung}-seed{seed}")
+        result, seconds = _train(config, run_root, label)
         accuracy = result.metrics["accuracy"] * 100  # test, at the best validation epoch
     else:
         models, seconds = [], 0.0
         for voter in range(row.votes):
             voter_config = dataclasses.replace(config, seed=seed * row.votes + voter)
-            result, took = _train(voter_config, run_root, f"rung{rung}-seed{seed}-voter{voter}")
+            result, took = _train(voter_config, run_root, f"{label}-voter{voter}")
             models.append(result.model)
             seconds += took
         accuracy = _vote(models, config)
     return {"item": str(rung), "seed": seed, "model": row.model, "book": row.book,
-            "ours": accuracy, "wall_seconds": round(seconds, 1)}
+            "ours": accuracy, **_settings(config), "wall_seconds": round(seconds, 1)}
 
 
-def _run_ch5(seed: int, run_root: str, **options) -> list[dict]:
+def _settings(config) -> dict:
+    """What a row was trained with, so the table says which runs are the book's settings."""
+    return {"batch_size": config.batch_size, "lr": config.lr, "epochs": config.epochs}
+
+
+def _run_ch5(seed: int, run_root: str, batch_size: int | None = None, **options) -> list[dict]:
     rows = []
     for depth in nielsen.CH5_DEPTHS:
-        config = _prepare(nielsen.ch5_config(depth), seed=seed, **options)
-        result, seconds = _train(config, run_root, f"ch5-30x{depth}-seed{seed}")
+        config = _prepare(nielsen.ch5_config(depth, batch_size), seed=seed, **options)
+        result, seconds = _train(config, run_root, _label(f"ch5-30x{depth}", seed, batch_size))
         history = result.history
         # The book's chapter 5 figures are the best validation accuracy over the epochs.
         ours = float(history["val_accuracy"].max() * 100) if "val_accuracy" in history else None
         rows.append({"item": f"ch5 30x{depth}", "seed": seed, "model": config.model,
-                     "book": nielsen.CH5_BOOK[depth], "ours": ours, "wall_seconds": round(seconds, 1)})
+                     "book": nielsen.CH5_BOOK[depth], "ours": ours, **_settings(config),
+                     "wall_seconds": round(seconds, 1)})
     return rows
 
 
@@ -133,57 +147,78 @@ def _run_degradation(seed: int, run_root: str, **options) -> list[dict]:
 
 
 def run(*, rungs: str | None = None, seeds: int = 1, data_dir: str | None = None, smoke: bool = False,
-        out_path: str | None = None, run_root: str | None = None) -> dict:
+        out_path: str | None = None, run_root: str | None = None, batch_size: int | None = None) -> dict:
     """Trains what `rungs` asks, `seeds` times each, saving `out_path` after every finished run.
+
+    A ladder takes hours, so a suite is built to be run in pieces: runs already in `out_path`
+    are kept (a new run of the same item, seed and batch replaces its row), and a run dir left
+    in `run_root` by a killed suite is resumed from its last epoch backup.
+
+    Args:
+        batch_size: the Nielsen items' mini-batch, eta scaled linearly
+            (`tfresnet.reproduce.nielsen.rung_config`); None for the book's 10.
 
     Returns:
         ``{"runs": [...], "gradient_norms": {...}, "figures": [...]}``.
 
     Raises:
-        ValueError: for an unknown item or ``seeds < 1``.
+        ValueError: for an unknown item, ``seeds < 1`` or a bad `batch_size`.
     """
     items = parse_rungs(rungs)
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1. Received --seeds {seeds}")
+    nielsen.rung_config(1, batch_size)  # a bad batch fails before anything trains
     from tfresnet.bench.time_to_accuracy import _default_data_dir
 
     options = {"data_dir": None if smoke and not data_dir else _default_data_dir(data_dir), "smoke": smoke}
     run_root = run_root or tempfile.mkdtemp(prefix="tfresnet-reproduce-")
     result = {"items": items, "seeds": seeds, "smoke": smoke, "runs": [], "gradient_norms": None}
+    if out_path and os.path.exists(out_path):
+        previous = read_result(out_path)
+        if previous.get("smoke") == smoke:  # smoke rows never mix with measured ones
+            result["runs"], result["gradient_norms"] = previous.get("runs", []), previous.get("gradient_norms")
 
-    def save():
+    def save(rows):
+        keys = {_key(r) for r in rows}
+        result["runs"] = [r for r in result["runs"] if _key(r) not in keys] + rows
         if out_path:
             write_result(out_path, "reproduce", result)
 
+    nielsen_options = {**options, "batch_size": batch_size}
     for item in items:
         for seed in range(seeds):
             if item == "ch5":
-                result["runs"] += _run_ch5(seed, run_root, **options)
+                save(_run_ch5(seed, run_root, **nielsen_options))
             elif item == "degradation":
-                result["runs"] += _run_degradation(seed, run_root, **options)
+                save(_run_degradation(seed, run_root, **options))
             else:
-                result["runs"].append(_run_rung(int(item), seed, run_root, **options))
-            save()
+                save([_run_rung(int(item), seed, run_root, **nielsen_options)])
         if item == "ch5":
             result["gradient_norms"] = {"book": list(nielsen.CH5_GRADIENT_NORMS),
                                         "ours": ch5_gradient_norms(0, **options)}
-            save()
+            save([])
     result["figures"] = draw_figures(result, os.path.dirname(out_path) if out_path else run_root)
-    save()
+    save([])
     return result
 
 
+def _key(row: dict) -> tuple:
+    return row["item"], row["seed"], row.get("batch_size")
+
+
 def summarise(runs: list[dict]) -> list[dict]:
-    """One row per item: the book's figure, ours as mean +- sd over seeds, the difference."""
+    """One row per item and mini-batch: the book's figure, ours as mean +- sd over seeds, the difference."""
     rows = []
-    for item in dict.fromkeys(r["item"] for r in runs):
-        done = [r for r in runs if r["item"] == item and r["ours"] is not None]
+    for item, batch in dict.fromkeys((r["item"], r.get("batch_size")) for r in runs):
+        done = [r for r in runs if (r["item"], r.get("batch_size")) == (item, batch) and r["ours"] is not None]
         values = [r["ours"] for r in done]
         book = done[0]["book"] if done else None
         mean = statistics.fmean(values) if values else None
         sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        settings = f"batch {batch}, eta {done[0]['lr']:g}" if batch and done else "-"
+        settings += " (book)" if batch == nielsen.BOOK_BATCH else ""
         rows.append({
-            "item": item, "book": book,
+            "item": item, "settings": settings, "book": book,
             "ours": None if mean is None else f"{mean:.2f} +- {sd:.2f} (n={len(values)})",
             "diff": None if mean is None or book is None else f"{mean - book:+.2f}",
             "wall": f"{sum(r['wall_seconds'] for r in done):,.0f} s",
@@ -194,7 +229,7 @@ def summarise(runs: list[dict]) -> list[dict]:
 def format_tables(result: dict) -> str:
     """The Markdown table: rung, book, ours (mean +- sd over seeds), difference in points, wall time."""
     table = markdown_table(summarise(result["runs"]), [
-        ("item", "rung"), ("book", "book %"), ("ours", "ours % (mean +- sd)"),
+        ("item", "rung"), ("settings", "settings"), ("book", "book %"), ("ours", "ours % (mean +- sd)"),
         ("diff", "diff (points)"), ("wall", "wall time")])
     norms = result.get("gradient_norms")
     if norms:

@@ -30,6 +30,7 @@ from tfresnet.training.config import TrainConfig
 __all__ = ["Rung", "RUNGS", "CH5_DEPTHS", "CH5_BOOK", "CH5_GRADIENT_NORMS", "rung_config",
            "ch5_config", "recipe", "training_size"]
 
+BOOK_BATCH = 10  # both programs' mini-batch
 TRAIN_DIGITS = 50_000  # the first 50,000 of MNIST's 60,000 training digits
 EXPANSION_FACTOR = {None: 1, "shift1": 5}  # tfresnet.data.augment.EXPANSIONS: originals + 4 shifts
 
@@ -58,7 +59,7 @@ class Rung:
     dropout: float
     book: float
     votes: int = 1
-    batch_size: int = 10
+    batch_size: int = BOOK_BATCH
 
 
 # rung -> Rung: chapter 6's sequence, each row changing what the book's text changes.
@@ -103,29 +104,48 @@ def _nielsen_base(expand: str | None = None, **fields) -> TrainConfig:
     )
 
 
-def rung_config(rung: int) -> TrainConfig:
+def _check_batch(batch_size: int | None) -> int:
+    if batch_size is None:
+        return BOOK_BATCH
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer (the book's is {BOOK_BATCH}). "
+                         f"Received batch_size={batch_size!r}")
+    return batch_size
+
+
+def rung_config(rung: int, batch_size: int | None = None) -> TrainConfig:
     """The `TrainConfig` of one chapter 6 rung (a rung-7 config trains one of its voters).
 
+    Args:
+        rung: a key of `RUNGS`.
+        batch_size: None for the book's mini-batch of 10; else the faster equivalent by the
+            linear scaling rule (Goyal et al. 2017): eta times ``batch_size / 10``, and the L2
+            coefficient kept at the book's batch so the weight decay per epoch is the book's.
+
     Raises:
-        ValueError: for a rung not in `RUNGS`.
+        ValueError: for a rung not in `RUNGS` or a bad `batch_size`.
     """
     if rung not in RUNGS:
         raise ValueError(f"Unknown rung {rung!r}; Nielsen's ladder has rungs {sorted(RUNGS)}.")
     row = RUNGS[rung]
+    batch = _check_batch(batch_size)
     return _nielsen_base(
         row.expand,
         model=row.model,
-        lr=row.lr,
-        # network3.py's L2: lambda * batch / (2 n) per unit of mean loss (module docstring).
+        lr=row.lr * batch / row.batch_size,
+        # network3.py's L2: lambda * batch / (2 n) per unit of mean loss (module docstring), at
+        # the book's batch: with eta scaled by k, k-times-fewer steps then decay as much per epoch.
         l2=row.l2_lambda * row.batch_size / (2 * training_size(row.expand)),
         dropout=row.dropout,
         epochs=row.epochs,
-        batch_size=row.batch_size,
+        batch_size=batch,
     )
 
 
-def ch5_config(depth: int = 4) -> TrainConfig:
+def ch5_config(depth: int = 4, batch_size: int | None = None) -> TrainConfig:
     """Chapter 5's [784, 30 x depth, 10] sigmoid network as the book trains it.
+
+    `batch_size` as for `rung_config` (network2's L2 does not depend on the batch).
 
     One deviation: the output layer is softmax with log-likelihood (the trainer's loss), not
     network2's sigmoid outputs with cross-entropy.
@@ -135,13 +155,14 @@ def ch5_config(depth: int = 4) -> TrainConfig:
     """
     if depth not in CH5_DEPTHS:
         raise ValueError(f"Unknown depth {depth!r}; chapter 5 trains depths {list(CH5_DEPTHS)}.")
+    batch = _check_batch(batch_size)
     l2_lambda = 5.0
     return _nielsen_base(
         model=f"sigmoid_mlp_30x{depth}",
-        lr=0.1,
+        lr=0.1 * batch / BOOK_BATCH,
         l2=l2_lambda / (2 * TRAIN_DIGITS),  # network2.py's L2: lambda / (2 n)
         epochs=30,
-        batch_size=10,
+        batch_size=batch,
     )
 
 
