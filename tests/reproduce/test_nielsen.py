@@ -49,6 +49,21 @@ def test_degradation_milestones_are_the_papers_iterations():
     assert (config.step_epochs, config.epochs) == ([82, 123], 164)  # 32k, 48k, 64k x 391 steps
     with pytest.raises(ValueError, match="plain56"):
         degradation.degradation_config("resnet110")
+    cpu = degradation.degradation_config("resnet56", "cpu")  # 1,200 steps, lr / 10 at 600 and 900
+    assert (cpu.steps_per_epoch, cpu.epochs, cpu.step_epochs) == (100, 12, [6, 9])
+    with pytest.raises(ValueError, match="'paper'"):
+        degradation.degradation_config("resnet56", "weekend")
+
+
+def test_faster_equivalent_scales_eta_linearly_and_keeps_the_books_decay_per_epoch():
+    book, fast = nielsen.rung_config(4), nielsen.rung_config(4, batch_size=100)
+    assert (fast.batch_size, fast.lr) == (100, pytest.approx(0.3))
+    # Per epoch the decay is eta * 2 * l2 * steps: 10x the eta and 10x fewer steps cancel.
+    assert fast.l2 == book.l2
+    assert dataclasses.replace(fast, batch_size=10, lr=book.lr) == book
+    assert nielsen.ch5_config(4, batch_size=50).lr == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="Received batch_size=0"):
+        nielsen.rung_config(1, batch_size=0)
 
 
 def test_rungs_without_their_own_smoke_run_differ_only_in_data():
