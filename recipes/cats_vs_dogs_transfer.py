@@ -14,7 +14,7 @@ import dataclasses
 
 from pets_transfer import get_config as pets_config
 
-from tfresnet.runner import main
+from tfresnet.training.cli import main
 
 
 def get_config():

@@ -13,7 +13,7 @@ weight decay 1e-4, batch 128) on MNIST, which is what tfresnet can load
 
 from tfresnet.reproduce.degradation import degradation_config
 from tfresnet.reproduce.nielsen import recipe
-from tfresnet.runner import main
+from tfresnet.training.cli import main
 
 get_config = recipe(degradation_config, "plain20")  # others: --set model=plain56|resnet20|resnet56
 

@@ -8,8 +8,8 @@ Same hyperparameters as https://keras.io/examples/vision/mnist_convnet/ (which r
 99% test accuracy after 15 epochs of the full dataset).
 """
 
-from tfresnet.runner import main
 from tfresnet.training import TrainConfig
+from tfresnet.training.cli import main
 
 
 def get_config() -> TrainConfig:

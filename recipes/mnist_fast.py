@@ -14,8 +14,8 @@ back, `recipes/mnist_convnet.py --set data=mnist` (keras.io's baseline) first re
 `tfresnet bench --suite all` (both probed every 10,000 examples): 25.4 s against 160.2 s, 6.3x.
 """
 
-from tfresnet.runner import main
 from tfresnet.training import TrainConfig
+from tfresnet.training.cli import main
 
 BATCH_SIZE = 256
 

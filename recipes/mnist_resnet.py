@@ -10,8 +10,8 @@ after 6 epochs, 91 s in all; on full MNIST, 99.66% test accuracy after 6 epochs,
 37 minutes. GPU: not measured (the GPU machines lent here have no TensorFlow for tf.data).
 """
 
-from tfresnet.runner import main
 from tfresnet.training import TrainConfig
+from tfresnet.training.cli import main
 
 
 def get_config() -> TrainConfig:

@@ -12,7 +12,7 @@ the end on this machine.
 """
 
 from tfresnet.reproduce.nielsen import ch5_config, recipe
-from tfresnet.runner import main
+from tfresnet.training.cli import main
 
 get_config = recipe(ch5_config, 4)  # other depths: --set model=sigmoid_mlp_30xK
 

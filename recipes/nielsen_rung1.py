@@ -14,7 +14,7 @@ Measured on the 2-core CPU machine, seed 0: 97.78% test accuracy at the best val
 """
 
 from tfresnet.reproduce.nielsen import recipe, rung_config
-from tfresnet.runner import main
+from tfresnet.training.cli import main
 
 get_config = recipe(rung_config, 1)
 

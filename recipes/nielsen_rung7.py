@@ -13,7 +13,7 @@ Not yet trained to the end on this machine.
 """
 
 from tfresnet.reproduce.nielsen import recipe, rung_config
-from tfresnet.runner import main
+from tfresnet.training.cli import main
 
 get_config = recipe(rung_config, 7)
 

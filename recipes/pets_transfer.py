@@ -8,24 +8,18 @@ ImageNet weights through keras.applications; offline, pass a downloaded file wit
         --set data_dir=../shared/data/oxford_iiit_pet_sample
 
 Phase 1 trains only the new classifier on a frozen backbone; phase 2 unfreezes the top of the
-backbone and recompiles at a learning rate 100x lower. Batch norm stays in inference mode in both
-phases (see tfresnet.training.finetune for why).
+backbone and recompiles at a learning rate 100x lower. Where the top starts is each model's own
+`fine_tune_from` in the registry (its last stage, as in the keras.io transfer guide);
+`--set fine_tune_from=LAYER` moves it. Batch norm stays in inference mode in both phases (see
+tfresnet.training.finetune for why).
 
 Expected result and time: not measured yet. Both need the ImageNet weights and the full dataset,
 and the development machine (2-core CPU, no network) has neither; the smoke run above is what the
 tests exercise.
 """
 
-from tfresnet.runner import main
 from tfresnet.training import TrainConfig
-
-# Where fine-tuning starts, per backbone: the last stage, as in the keras.io transfer guide.
-FINE_TUNE_FROM = {
-    "mobilenetv2": "block_13_expand",
-    "resnet50": "conv5_block1_1_conv",
-    "resnet50v2": "conv5_block1_preact_bn",
-    "vgg16": "block5_conv1",
-}
+from tfresnet.training.cli import main
 
 
 def get_config() -> TrainConfig:
@@ -47,7 +41,6 @@ def get_config() -> TrainConfig:
         freeze_backbone=True,
         fine_tune_epochs=5,
         fine_tune_lr=1e-5,            # 100x lower: large updates would wreck ImageNet features
-        fine_tune_from=FINE_TUNE_FROM,
         early_stopping=3,
         seed=0,
     )

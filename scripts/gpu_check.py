@@ -52,7 +52,7 @@ def time_to_accuracy(data_dir: str, *, smoke: bool, max_seconds: float) -> dict:
     import numpy as np
 
     from tfresnet.bench.time_to_accuracy import AccuracyProbe
-    from tfresnet.runner import load_recipe
+    from tfresnet.training.cli import load_recipe
     from tfresnet.training.trainer import build_model, compile_model
 
     recipe = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "recipes", "mnist_fast.py")

@@ -12,7 +12,7 @@ import keras
 
 import tfresnet
 from tfresnet._startup import drop_startup_noise
-from tfresnet.runner import load_recipe, main
+from tfresnet.training.cli import load_recipe, main
 from tfresnet.training.config import apply_overrides
 from tfresnet.training.trainer import build_model, compile_model
 

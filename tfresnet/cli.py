@@ -25,7 +25,7 @@ USAGE_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotAD
 
 # command -> (module, one-line help)
 COMMANDS = {
-    "train": ("tfresnet.runner", "train a recipe: tfresnet train recipes/NAME.py [--set key=value ...]"),
+    "train": ("tfresnet.training.cli", "train a recipe: tfresnet train recipes/NAME.py [--set key=value ...]"),
     "list-models": ("tfresnet.models.profile", "list registered models with parameters and multiply-adds"),
     "scan-data": ("tfresnet.data.scan", "validate an image dataset folder and report what would be skipped"),
     "export": ("tfresnet.export", "export a trained run as SavedModel, TFLite or ONNX"),

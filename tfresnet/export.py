@@ -136,78 +136,15 @@ def _check_class_names(class_names, num_classes) -> list[str]:
 # --------------------------------------------------------------------------- decoding
 
 
-def _header_pixels(data):
-    """Pixels an encoded image declares in its header (JPEG, PNG, GIF), read without decoding.
-
-    0 for other formats (BMP: uncompressed, so the request's own size bounds it), which are
-    checked after decoding instead.
-    """
-    import tensorflow as tf
-
-    # The first 24 bytes, zero-padded: short or odd files must fail in the decoder, not here.
-    head = tf.strings.substr(tf.strings.join([tf.strings.substr(data, 0, 24), b"\0" * 24]), 0, 24)
-    b = tf.cast(tf.io.decode_raw(head, tf.uint8), tf.int64)
-
-    def be32(i):
-        return ((b[i] * 256 + b[i + 1]) * 256 + b[i + 2]) * 256 + b[i + 3]
-
-    def le16(i):
-        return b[i] + b[i + 1] * 256
-
-    def jpeg():
-        return tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64))
-
-    png = tf.equal(tf.strings.substr(head, 0, 8), b"\x89PNG\r\n\x1a\n")
-    gif = tf.equal(tf.strings.substr(head, 0, 4), b"GIF8")
-    return tf.cond(
-        tf.io.is_jpeg(data),
-        jpeg,
-        lambda: tf.cond(
-            png,
-            lambda: be32(16) * be32(20),  # IHDR, always the first chunk: width, height
-            lambda: tf.cond(gif, lambda: le16(6) * le16(8), lambda: tf.constant(0, tf.int64)),
-        ),
-    )
-
-
-def _fit(image, height: int, width: int, resize_mode: str):
-    """Crops or pads a uint8 image to the target aspect ratio and resizes it: float32 [h, w, C].
-
-    The crop and pad boxes are `keras.layers.Resizing`'s (``crop_to_aspect_ratio``,
-    ``pad_to_aspect_ratio``), which the training pipeline uses, so the pixels agree with it; but
-    every step here runs on uint8, and `tf.image.resize` reads uint8 directly, so the only
-    float32 copy is the output at the target size.
-    """
-    import tensorflow as tf
-
-    shape = tf.shape(image)
-    h, w = shape[0], shape[1]
-
-    def scaled(n, num, den):  # Keras' int32(float32(n * num) / den)
-        return tf.cast(tf.cast(n * num, tf.float32) / den, tf.int32)
-
-    if resize_mode == "crop":
-        crop_h = tf.maximum(tf.minimum(h, scaled(w, height, width)), 1)
-        crop_w = tf.maximum(tf.minimum(w, scaled(h, width, height)), 1)
-        top = tf.cast(tf.cast(h - crop_h, tf.float32) / 2, tf.int32)
-        left = tf.cast(tf.cast(w - crop_w, tf.float32) / 2, tf.int32)
-        image = image[top : top + crop_h, left : left + crop_w, :]
-    elif resize_mode == "pad":
-        top = tf.cast(tf.cast(tf.maximum(h, scaled(w, height, width)) - h, tf.float32) / 2, tf.int32)
-        left = tf.cast(tf.cast(tf.maximum(w, scaled(h, width, height)) - w, tf.float32) / 2, tf.int32)
-        image = tf.pad(image, [[top, top], [left, left], [0, 0]])  # black bars, both sides alike
-    return tf.image.resize(image, (height, width), method="bilinear", antialias=False)
-
-
 def decode_images(image_bytes, image_size, channels: int, resize_mode: str = "resize",
                   max_pixels: int | None = None):
     """Decodes a batch of encoded images to uint8 pixels the way the training pipeline does.
 
-    Each image is decoded (`tf.io.decode_image`, first frame of a GIF), brought to `channels`,
-    cropped or padded to the target aspect ratio and resized (``"resize"`` stretches, ``"crop"``
-    centre-crops, ``"pad"`` pads with black: `keras.layers.Resizing`'s boxes and bilinear
-    resize), rounded and clipped to uint8 - the same steps as `tfresnet.data.pipeline`, so
-    serving sees the pixels training saw.
+    Each image goes through `tfresnet.data.decode.decode_image`, the function the training
+    pipeline decodes with: decoded (`tf.io.decode_image`, first frame of a GIF), brought to
+    `channels`, cropped or padded to the target aspect ratio and resized (``"resize"`` stretches,
+    ``"crop"`` centre-crops, ``"pad"`` pads with black: `keras.layers.Resizing`'s boxes and
+    bilinear resize), rounded and clipped to uint8, so serving sees the pixels training saw.
 
     Memory stays bounded by `max_pixels`: JPEG, PNG and GIF sizes are read from the header and
     checked before anything is decoded (other formats right after decoding), and images stay
@@ -235,6 +172,8 @@ def decode_images(image_bytes, image_size, channels: int, resize_mode: str = "re
     """
     import tensorflow as tf
 
+    from tfresnet.data.decode import decode_image
+
     if resize_mode not in RESIZE_MODES:
         raise ValueError(f"resize_mode must be one of {RESIZE_MODES}. Received resize_mode={resize_mode!r}")
     if channels not in (1, 3):
@@ -246,46 +185,9 @@ def decode_images(image_bytes, image_size, channels: int, resize_mode: str = "re
         f"(y), the limit set at export time. Downscale it before sending it, or export again "
         f"with a larger max_pixels."
     )
-
-    def decode(data, channels):
-        # Checked before decoding where the header tells the size: a small file can declare a
-        # huge image (a decompression bomb), and decoding would allocate it first.
-        header = tf.debugging.assert_less_equal(_header_pixels(data), tf.constant(max_pixels, tf.int64),
-                                                message=too_large, name="check_header_size")
-        with tf.control_dependencies([header]):
-            image = tf.io.decode_image(data, channels=channels, expand_animations=False, dtype=tf.uint8)
-        image.set_shape([None, None, channels])
-        return image
-
-    def checked(image):
-        shape = tf.cast(tf.shape(image), tf.int64)
-        h, w = shape[0], shape[1]
-        if resize_mode == "pad":  # the padded image is what gets allocated
-            h, w = (tf.maximum(h, tf.cast(tf.cast(w * height, tf.float32) / width, tf.int64)),
-                    tf.maximum(w, tf.cast(tf.cast(h * width, tf.float32) / height, tf.int64)))
-        pixels = h * w
-        check = tf.debugging.assert_less_equal(pixels, tf.constant(max_pixels, tf.int64),
-                                               message=too_large, name="check_image_size")
-        with tf.control_dependencies([check]):
-            return tf.identity(image)
-
-    def decode_gray(data):
-        # PNG and JPEG decode straight to gray (what the training pipeline does); GIF and BMP
-        # decoders only give colour, so those are converted with the ITU-R 601 luma weights,
-        # after resizing (both are linear: the order does not change the result).
-        png = tf.equal(tf.strings.substr(data, 0, 8), b"\x89PNG\r\n\x1a\n")
-        return tf.cond(
-            tf.logical_or(tf.io.is_jpeg(data), png),
-            lambda: _fit(checked(decode(data, 1)), height, width, resize_mode),
-            lambda: tf.image.rgb_to_grayscale(_fit(checked(decode(data, 3)), height, width, resize_mode)),
-        )
-
-    def one(data):
-        resized = decode_gray(data) if channels == 1 else _fit(checked(decode(data, 3)), height, width, resize_mode)
-        return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
-
     return tf.map_fn(
-        one,
+        lambda data: decode_image(data, (height, width), channels, resize_mode, max_pixels=max_pixels,
+                                  too_large=too_large),
         tf.convert_to_tensor(image_bytes, tf.string),
         fn_output_signature=tf.TensorSpec([height, width, channels], tf.uint8),
     )

@@ -19,7 +19,7 @@ CELLS = [
         "import os\n\n"
         "import numpy as np\n\n"
         "from tfresnet.inspect import gradcam, load_image, load_subject\n"
-        "from tfresnet.runner import load_recipe, run_config\n"
+        "from tfresnet.training.cli import load_recipe, run_config\n"
         "from tfresnet.training.config import apply_overrides\n"
         "from tfresnet.training.report import show_image\n\n"
         "ONLINE = False  # True: ImageNet weights from keras.applications, full dataset from tfds\n"

@@ -46,3 +46,19 @@ def test_unknown_rung_fails_before_training(capsys):
     assert "ch5" in capsys.readouterr().err
     with pytest.raises(ValueError, match="degradation"):
         reproduce.parse_rungs("8")
+
+
+def test_rows_another_suite_saves_meanwhile_are_kept(tmp_path, monkeypatch):
+    """Two suites (ch5 beside a rung) may share one results file: neither overwrites the other."""
+    out = tmp_path / "reproduce.json"
+    other = {"item": "ch5 30x1", "seed": 0, "batch_size": 10, "book": 96.48, "ours": 96.5, "wall_seconds": 1.0}
+
+    def fake_rung(rung, seed, run_root, **options):
+        # The other suite saves its row while this one trains.
+        reproduce.write_result(str(out), "reproduce", {"smoke": True, "runs": [other], "gradient_norms": None})
+        return {"item": str(rung), "seed": seed, "batch_size": 10, "book": 97.8, "ours": 97.7, "wall_seconds": 2.0}
+
+    monkeypatch.setattr(reproduce, "_run_rung", fake_rung)
+    reproduce.run(rungs="1", smoke=True, out_path=str(out), run_root=str(tmp_path / "runs"))
+    saved = json.loads(out.read_text())
+    assert sorted(r["item"] for r in saved["runs"]) == ["1", "ch5 30x1"]

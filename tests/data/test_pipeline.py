@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
 from tests.data import fakes
-from tfresnet.data.pipeline import DecodeCounter, make_dataset
+from tfresnet.data.pipeline import RESIZE_MODES, DecodeCounter, PipelineOptions, make_dataset
 from tfresnet.data.sources import SplitSource
 
 BLUE, RED = (0, 0, 255), (255, 0, 0)
@@ -65,6 +66,63 @@ def test_unknown_resize_mode_is_rejected(wide_image):
     with pytest.raises(ValueError, match="resize"):
         make_dataset(_split([wide_image], [0]), training=False, image_size=(8, 8), channels=3,
                      resize="squash")
+
+
+def _keras_resized(image, size, mode):
+    layer = keras.layers.Resizing(*size, crop_to_aspect_ratio=mode == "crop", pad_to_aspect_ratio=mode == "pad")
+    return np.clip(np.round(layer(image.astype(np.float32))), 0, 255)
+
+
+@pytest.mark.parametrize("mode", RESIZE_MODES)
+def test_files_and_arrays_resize_like_keras_resizing(tmp_path, mode):
+    # Odd sizes on both sides, so that the crop and pad boxes' rounding shows.
+    image = np.random.default_rng(7).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    Image.fromarray(image).save(tmp_path / "odd.png")
+    from_file = _batches(make_dataset(_split([tmp_path / "odd.png"], [0]), training=False, channels=3,
+                                      image_size=(16, 20), resize=mode))[0][0][0]
+    digits = image[None, :28, :28, :1]
+    arrays = SplitSource(tf.data.Dataset.from_tensor_slices((digits, [0])), "image", np.zeros(1, np.int32),
+                         "one digit", "digit")
+    from_array = _batches(make_dataset(arrays, training=False, channels=1, source_size=(28, 28),
+                                       image_size=(30, 32), resize=mode))[0][0][0]
+    np.testing.assert_array_equal(from_file, _keras_resized(image, (16, 20), mode))
+    np.testing.assert_array_equal(from_array, _keras_resized(digits[0], (30, 32), mode))
+
+
+def test_training_and_serving_decode_to_the_same_pixels(tmp_path):
+    from tfresnet.export import decode_images
+
+    image = np.random.default_rng(8).integers(0, 256, (41, 29, 3), dtype=np.uint8)
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(image).save(path, quality=90)
+    for mode in RESIZE_MODES:
+        trained = _batches(make_dataset(_split([path], [0]), training=False, channels=3, image_size=(24, 24),
+                                        resize=mode))[0][0][0]
+        served = decode_images([path.read_bytes()], (24, 24), 3, mode).numpy()[0]
+        np.testing.assert_array_equal(trained, served)
+
+
+def test_options_are_checked_once_when_made():
+    with pytest.raises(ValueError, match=r"resize must be one of .*Received resize='squash'"):
+        PipelineOptions(resize="squash")
+    with pytest.raises(ValueError, match=r"Received image_size=\(0, 8\)"):
+        PipelineOptions(image_size=(0, 8))
+    with pytest.raises(ValueError, match="batch_size=0"):
+        PipelineOptions(batch_size=0)
+    assert PipelineOptions(image_size=8).image_size == (8, 8)
+    resolved = PipelineOptions(augment="strong").resolved((28, 28))
+    assert resolved.image_size == (28, 28) and resolved.label_mode == "categorical"
+    with pytest.raises(ValueError, match="mixes labels"):
+        PipelineOptions(augment="strong", label_mode="int").resolved((28, 28))
+
+
+def test_options_object_gives_the_same_batches_as_keywords(small_folder):
+    paths, labels = small_folder
+    kwargs = {"image_size": (8, 8), "batch_size": 5, "seed": 3, "deterministic": True}
+    by_keywords = make_dataset(_split(paths, labels), training=True, channels=3, **kwargs)
+    by_options = make_dataset(_split(paths, labels), PipelineOptions(**kwargs), training=True, channels=3)
+    for a, b in zip(_batches(by_keywords), _batches(by_options)):
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 
 
 @pytest.fixture(scope="module")

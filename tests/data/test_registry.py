@@ -58,3 +58,17 @@ def test_bundle_repr_and_attributes():
     text = repr(b)
     assert "images float32 in [0, 255], labels int32 class ids" in text
     assert "5,000 examples" in text and "skipped:    0 files" in text
+
+
+def test_options_object_loads_like_the_keywords():
+    by_keywords = data.load("mnist-sample", batch_size=100, image_size=32, seed=4, verbose=0)
+    options = data.PipelineOptions(batch_size=100, image_size=32, seed=4)
+    by_options = data.load("mnist-sample", options=options, verbose=0)
+    assert by_options.input_shape == by_keywords.input_shape == (32, 32, 1)
+    assert by_options.num_batches == by_keywords.num_batches
+    assert by_options.descriptions == by_keywords.descriptions  # the same seeded split
+    x1, y1 = next(iter(by_keywords.validation))
+    x2, y2 = next(iter(by_options.validation))
+    assert (x1.numpy() == x2.numpy()).all() and (y1.numpy() == y2.numpy()).all()
+    with pytest.raises(ValueError, match=r"either as options= or as keywords.*batch_size=64"):
+        data.load("mnist-sample", options=options, batch_size=64, verbose=0)

@@ -229,7 +229,7 @@ def test_plot_one_line_per_model(tmp_path):
 
 
 def test_recipe_switch_records_gradient_flow(tmp_path):
-    from tfresnet.runner import load_recipe, main
+    from tfresnet.training.cli import load_recipe, main
     from tfresnet.training.config import ConfigError, TrainConfig, apply_overrides
 
     with pytest.raises(ConfigError, match="gradient_flow must be None or >= 1"):

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 import tfresnet
+from tfresnet.models.common import iter_layers
 
 NUM_CLASSES = 5
 
@@ -36,12 +37,12 @@ def family_representatives() -> list[str]:
 
 def count_kernels(model) -> int:
     kinds = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
-    return sum(1 for layer in model._flatten_layers(include_self=False) if isinstance(layer, kinds))
+    return sum(1 for layer in iter_layers(model) if isinstance(layer, kinds))
 
 
 def calibrate_batch_norm(model, x) -> None:
     """Sets every batch norm's moving statistics to those of batch `x` (momentum 0)."""
-    for layer in model._flatten_layers(include_self=False):
+    for layer in iter_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = 0.0
     model(x, training=True)

@@ -44,6 +44,30 @@ def test_registry_entries_are_complete():
         assert spec.preprocessing in ("caffe", "tf", "torch", "unit")
 
 
+# Where `recipes/pets_transfer.py` fine-tunes from: the last stage, as in the keras.io guide.
+FINE_TUNE_FROM = {
+    "mobilenetv2": "block_13_expand",
+    "resnet50": "conv5_block1_1_conv",
+    "resnet50v2": "conv5_block1_preact_bn",
+    "vgg16": "block5_conv1",
+}
+
+
+def test_fine_tune_from_is_a_layer_of_the_model():
+    for name, layer in FINE_TUNE_FROM.items():
+        assert registry.get_model_spec(name).fine_tune_from == layer
+    families = {}
+    for name in tfresnet.list_models():
+        spec = registry.get_model_spec(name)
+        if spec.fine_tune_from is not None:
+            families.setdefault(spec.family, name)
+    assert sorted(families) == ["mobilenet_v2", "resnet_v1", "resnet_v2", "vgg"]
+    for name in families.values():  # the shallowest of each family: the names repeat in depth
+        extra = {"head": "avg"} if registry.get_model_spec(name).family == "vgg" else {}
+        model = tfresnet.create_model(name, input_shape=(32, 32, 3), **extra)
+        assert registry.get_model_spec(name).fine_tune_from in [layer.name for layer in model.layers]
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

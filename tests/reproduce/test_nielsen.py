@@ -9,7 +9,7 @@ import pytest
 
 from tfresnet import create_model
 from tfresnet.reproduce import degradation, nielsen
-from tfresnet.runner import load_recipe, main
+from tfresnet.training.cli import load_recipe, main
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = sorted(p.stem for p in (ROOT / "recipes").glob("*.py")

@@ -46,8 +46,17 @@ def test_fine_tune_layer_per_model():
     config = TrainConfig(model="resnet50", freeze_backbone=True, fine_tune_epochs=1,
                          fine_tune_from={"resnet50": "conv5_block1_1_conv"})
     assert config.validate().fine_tune_layer() == "conv5_block1_1_conv"
-    with pytest.raises(ConfigError, match="fine_tune_from.vgg16=LAYER_NAME"):
-        apply_overrides(config, ["model=vgg16"]).validate()
+    with pytest.raises(ConfigError, match="fine_tune_from.vgg19=LAYER_NAME"):
+        apply_overrides(config, ["model=vgg19"]).validate()  # no registry layer to fall back on
+
+
+def test_fine_tune_layer_falls_back_to_the_models_registry_layer_and_a_config_overrides_it():
+    config = TrainConfig(model="mobilenetv2", freeze_backbone=True, fine_tune_epochs=1)
+    assert config.validate().fine_tune_layer() == "block_13_expand"  # ModelSpec.fine_tune_from
+    assert apply_overrides(config, ["fine_tune_from=block_15_expand"]).fine_tune_layer() == "block_15_expand"
+    per_model = apply_overrides(config, ["fine_tune_from.resnet50=conv5_block1_1_conv"]).validate()
+    assert per_model.fine_tune_layer() == "block_13_expand"  # the dict does not name mobilenetv2
+    assert TrainConfig(model="resnet101").fine_tune_layer() is None  # the whole backbone
 
 
 def test_round_trip_through_json():

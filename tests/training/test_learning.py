@@ -12,8 +12,8 @@ from pathlib import Path
 import keras
 import pytest
 
-from tfresnet.runner import load_recipe, main
 from tfresnet.training import TrainConfig, report
+from tfresnet.training.cli import load_recipe, main
 from tfresnet.training.trainer import load_data
 
 ROOT = Path(__file__).resolve().parents[2]

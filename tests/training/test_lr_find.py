@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tfresnet import cli
-from tfresnet.runner import load_recipe
+from tfresnet.training.cli import load_recipe
 from tfresnet.training.config import apply_overrides
 from tfresnet.training.determinism import seed_everything
 from tfresnet.training.lr_find import lr_range_test

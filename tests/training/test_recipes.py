@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfresnet.runner import load_recipe, main
+from tfresnet.training.cli import load_recipe, main
 from tfresnet.training.config import apply_overrides
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -36,7 +36,7 @@ Run:
     python tiny_two_phase.py --run-dir RUN_DIR
 """
 
-from tfresnet.runner import main
+from tfresnet.training.cli import main
 from tfresnet.training import TrainConfig
 
 

@@ -2,17 +2,31 @@ import keras
 import numpy as np
 import pytest
 
-from tfresnet.training.schedules import LearningRate
+from tfresnet.training.config import TrainConfig
+from tfresnet.training.schedules import LearningRate, make_schedule
 
 
 def rates(schedule, steps):
     return np.array([float(schedule(s)) for s in steps])
 
 
-def test_warmup_then_cosine():
-    s = LearningRate("cosine", peak=0.1, total_steps=100, warmup_steps=10)
-    r = rates(s, [0, 5, 10, 55, 100])
-    np.testing.assert_allclose(r, [0.0, 0.05, 0.1, 0.05, 0.0], atol=1e-6)
+def test_warmup_then_cosine_is_keras_cosine_decay():
+    config = TrainConfig(schedule="cosine", lr=0.1, epochs=10, warmup_epochs=1)
+    s = make_schedule(config, steps_per_epoch=10)
+    assert isinstance(s, keras.optimizers.schedules.CosineDecay)
+    np.testing.assert_allclose(rates(s, [0, 5, 10, 55, 100]), [0.0, 0.05, 0.1, 0.05, 0.0], atol=1e-6)
+    plain = make_schedule(TrainConfig(schedule="cosine", lr=0.1, epochs=10), steps_per_epoch=10)
+    np.testing.assert_allclose(rates(plain, [0, 50, 100]), [0.1, 0.05, 0.0], atol=1e-6)
+
+
+def test_step_schedule_drops_at_the_boundary_step_with_or_without_warmup():
+    config = TrainConfig(schedule="step", lr=1.0, epochs=10, step_epochs=[3, 6], step_gamma=0.1)
+    keras_step = make_schedule(config, steps_per_epoch=10)
+    assert isinstance(keras_step, keras.optimizers.schedules.PiecewiseConstantDecay)
+    np.testing.assert_allclose(rates(keras_step, [0, 29, 30, 59, 60, 99]), [1, 1, 0.1, 0.1, 0.01, 0.01], rtol=1e-5)
+    warm = make_schedule(TrainConfig(schedule="step", lr=1.0, epochs=10, step_epochs=[3, 6], warmup_epochs=1),
+                         steps_per_epoch=10)
+    np.testing.assert_allclose(rates(warm, [0, 5, 10, 29, 30, 60]), [0, 0.5, 1, 1, 0.1, 0.01], rtol=1e-5)
 
 
 def test_step_and_constant():

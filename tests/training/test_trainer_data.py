@@ -15,8 +15,8 @@ import keras
 import pytest
 
 from tests.data import fakes
-from tfresnet.runner import main
 from tfresnet.training import TrainConfig
+from tfresnet.training.cli import main
 from tfresnet.training.trainer import load_data, steps_per_epoch_of, train
 
 

@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="TrainConfig override for the tfresnet side, e.g. steps_per_execution=4")
     group = parser.add_argument_group("time-to-accuracy")
     group.add_argument("--data-dir", default=None,
-                       help="folder with mnist.npz (default $TFRESNET_DATA_DIR, else ../shared/data)")
+                       help="folder with mnist.npz (default $TFRESNET_DATA_DIR)")
     group.add_argument("--recipes", nargs=2, default=None, metavar=("BASELINE", "CONTENDER"),
                        help="recipe files to compare (default recipes/mnist_convnet.py recipes/mnist_fast.py)")
     group.add_argument("--targets", nargs="+", type=float, default=None, help="test accuracies (default 0.99 0.995)")

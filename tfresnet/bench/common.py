@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 import keras
 import numpy as np
 
+from tfresnet.files import write_json_atomic
+
 __all__ = [
     "StepTimer",
     "accelerator",
@@ -219,11 +221,7 @@ def write_result(path: str, benchmark: str, result: dict) -> dict:
         "machine": machine_info(),
         **result,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(document, f, indent=2, default=_jsonable)
-    os.replace(tmp, path)  # a reader never sees half a file
+    write_json_atomic(path, document, indent=2, default=_jsonable)  # a reader never sees half a file
     return document
 
 

@@ -13,7 +13,9 @@ once, so a suite killed after hours keeps what it finished. Full-length runs tak
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import os
 import statistics
 import tempfile
@@ -68,9 +70,9 @@ def _prepare(config, *, seed: int, data_dir: str | None, smoke: bool):
 
 def _vote(models, config) -> float:
     """Plurality vote of `models` on the config's test split (ties to the lower class), in %."""
-    from tfresnet.bench.time_to_accuracy import _test_arrays
+    from tfresnet.bench.time_to_accuracy import held_out_arrays
 
-    x, y, _ = _test_arrays(config)
+    x, y, _ = held_out_arrays(config)
     votes = np.stack([np.argmax(m.predict(x, verbose=0), axis=1) for m in models])
     counts = np.apply_along_axis(np.bincount, 0, votes, minlength=10)
     return float(np.mean(np.argmax(counts, axis=0) == y) * 100)
@@ -120,7 +122,7 @@ def ch5_gradient_norms(seed: int, *, data_dir: str | None, smoke: bool) -> list[
 
     from tfresnet import create_model
     from tfresnet.inspect.gradients import gradient_norms
-    from tfresnet.training.trainer import load_data
+    from tfresnet.training.session import load_data
 
     config = _prepare(nielsen.ch5_config(4), seed=seed, data_dir=data_dir, smoke=smoke)
     bundle = load_data(dataclasses.replace(config, batch_size=GRADIENT_DIGITS, verbose=0))
@@ -170,21 +172,26 @@ def run(*, rungs: str | None = None, seeds: int = 1, data_dir: str | None = None
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1. Received --seeds {seeds}")
     nielsen.rung_config(1, batch_size)  # a bad batch fails before anything trains
-    from tfresnet.bench.time_to_accuracy import _default_data_dir
+    from tfresnet.data.registry import resolve_data_dir
 
-    options = {"data_dir": None if smoke and not data_dir else _default_data_dir(data_dir), "smoke": smoke}
+    options = {"data_dir": resolve_data_dir(data_dir), "smoke": smoke}
     run_root = run_root or tempfile.mkdtemp(prefix="tfresnet-reproduce-")
     result = {"items": items, "seeds": seeds, "smoke": smoke, "runs": [], "gradient_norms": None}
-    if out_path and os.path.exists(out_path):
-        previous = read_result(out_path)
-        if previous.get("smoke") == smoke:  # smoke rows never mix with measured ones
-            result["runs"], result["gradient_norms"] = previous.get("runs", []), previous.get("gradient_norms")
 
     def save(rows):
-        keys = {_key(r) for r in rows}
-        result["runs"] = [r for r in result["runs"] if _key(r) not in keys] + rows
-        if out_path:
-            write_result(out_path, "reproduce", result)
+        with _locked(out_path):
+            # Read again under the lock: two suites may share the file (say, ch5 beside a rung).
+            if out_path and os.path.exists(out_path):
+                previous = read_result(out_path)
+                if previous.get("smoke") == smoke:  # smoke rows never mix with measured ones
+                    result["runs"] = previous.get("runs", [])
+                    result["gradient_norms"] = result["gradient_norms"] or previous.get("gradient_norms")
+            keys = {_key(r) for r in rows}
+            result["runs"] = [r for r in result["runs"] if _key(r) not in keys] + rows
+            if out_path:
+                write_result(out_path, "reproduce", result)
+
+    save([])
 
     nielsen_options = {**options, "batch_size": batch_size}
     for item in items:
@@ -202,6 +209,18 @@ def run(*, rungs: str | None = None, seeds: int = 1, data_dir: str | None = None
     result["figures"] = draw_figures(result, os.path.dirname(out_path) if out_path else run_root)
     save([])
     return result
+
+
+@contextlib.contextmanager
+def _locked(out_path: str | None):
+    """Holds an exclusive lock beside `out_path` (released by the kernel if the process dies)."""
+    if not out_path:
+        yield
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    with open(f"{out_path}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _key(row: dict) -> tuple:

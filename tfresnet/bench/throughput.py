@@ -4,7 +4,7 @@ For each model of `BENCH_MODELS`, two training steps are timed in alternation on
 machine in the same run:
 
 - **tfresnet**: the registry model built and compiled by the trainer's own steps
-  (`tfresnet.training.trainer.build_model` and `compile_model`, the `TrainConfig` defaults,
+  (`tfresnet.training.session.build_model` and `compile_model`, the `TrainConfig` defaults,
   ``--set`` overrides) and fed by tfresnet's input pipeline (`tfresnet.data.pipeline`: uint8
   images cached in memory, shuffled, batched, one-hot labels, prefetched);
 - **keras**: the same architecture as a Keras user writes it (`keras.applications` for the
@@ -130,7 +130,7 @@ def _tfresnet_input(images, labels, *, batch_size: int, num_classes: int):
 
     from tfresnet.data.pipeline import make_dataset
     from tfresnet.data.sources import SplitSource
-    from tfresnet.training.trainer import one_hot_labels
+    from tfresnet.training.session import one_hot_labels
 
     split = SplitSource(tf.data.Dataset.from_tensor_slices((images, labels)), "image", labels,
                         "synthetic images", f"synthetic-{images.shape}")
@@ -141,7 +141,7 @@ def _tfresnet_input(images, labels, *, batch_size: int, num_classes: int):
 
 
 def _tfresnet_side(config, spec: BenchModel, batch_size: int):
-    from tfresnet.training.trainer import build_model, compile_model
+    from tfresnet.training.session import build_model, compile_model
 
     model = build_model(config, spec.input_shape, spec.num_classes)
     compile_model(model, config, steps_per_epoch=1000, epochs=1, peak=config.lr)

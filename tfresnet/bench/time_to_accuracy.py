@@ -28,9 +28,10 @@ from tfresnet.bench.common import markdown_table
 
 __all__ = ["AccuracyProbe", "time_recipe", "run", "format_tables", "DEFAULT_RECIPES", "DEFAULT_TARGETS"]
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# (baseline, contender): every ratio is baseline time / contender time.
-DEFAULT_RECIPES = (os.path.join(REPO, "recipes", "mnist_convnet.py"), os.path.join(REPO, "recipes", "mnist_fast.py"))
+# (baseline, contender): every ratio is baseline time / contender time. Relative to the working
+# directory (the repository's root), never to where the package is installed: an installed
+# package has no recipes/ beside it.
+DEFAULT_RECIPES = (os.path.join("recipes", "mnist_convnet.py"), os.path.join("recipes", "mnist_fast.py"))
 DEFAULT_TARGETS = (0.99, 0.995)
 DEFAULT_PROBE_EVERY = 10_000  # examples: 6 probes an epoch of MNIST, ~1 s each on 2 CPU cores
 
@@ -112,9 +113,9 @@ class AccuracyProbe(keras.callbacks.Callback):
         return accuracy
 
 
-def _test_arrays(config):
+def held_out_arrays(config):
     """The test split of the config's dataset as numpy arrays (the split the trainer reports)."""
-    from tfresnet.training.trainer import load_data
+    from tfresnet.training.session import load_data
 
     bundle = load_data(dataclasses.replace(config, augment="none", batch_size=1000, verbose=0))
     split = bundle.test if bundle.test is not None else bundle.validation
@@ -141,13 +142,13 @@ def time_recipe(
     Raises:
         ConfigError: for bad overrides, before anything trains.
     """
-    from tfresnet.runner import load_recipe
+    from tfresnet.training.cli import load_recipe
     from tfresnet.training.config import apply_overrides
     from tfresnet.training.trainer import smoke_config, train
 
     name, get_config = load_recipe(path)
     config = smoke_config(apply_overrides(get_config(), overrides)).validate()
-    images, labels, train_examples = _test_arrays(config)
+    images, labels, train_examples = held_out_arrays(config)
     probe = AccuracyProbe(images, labels, targets=targets, every=probe_every, batch_size=config.batch_size,
                           max_seconds=max_seconds)
     started = time.perf_counter()
@@ -182,12 +183,14 @@ def time_recipe(
     }
 
 
-def _default_data_dir(data_dir: str | None) -> str | None:
-    """`data_dir`, else $TFRESNET_DATA_DIR (as every loader reads it), else ../shared/data."""
-    from tfresnet.data.registry import resolve_data_dir
-
-    shared = os.path.join(os.path.dirname(REPO), "shared", "data")
-    return resolve_data_dir(data_dir) or (shared if os.path.isdir(shared) else None)
+def _check_recipes(recipes) -> None:
+    missing = [path for path in recipes if not os.path.isfile(path)]
+    if missing:
+        raise FileNotFoundError(
+            f"time-to-accuracy: no recipe file {missing[0]!r} (from {os.getcwd()}). The default recipes "
+            f"are {' and '.join(DEFAULT_RECIPES)} in the repository: run from its root, or pass "
+            f"--recipes BASELINE CONTENDER."
+        )
 
 
 def run(
@@ -206,18 +209,21 @@ def run(
     not reached; the run checks the machinery, not the figures).
 
     Raises:
-        FileNotFoundError: without `data_dir` (or $TFRESNET_DATA_DIR, or ../shared/data) holding
-            mnist.npz, outside smoke mode.
+        FileNotFoundError: for a missing recipe file, or without `data_dir` (or
+            $TFRESNET_DATA_DIR) holding mnist.npz, outside smoke mode.
     """
+    _check_recipes(recipes)
     if smoke:
         overrides, probe_every = ["data=mnist-sample", "smoke=true", "export=false", "verbose=0"], 16
     else:
-        data_dir = _default_data_dir(data_dir)
+        from tfresnet.data.registry import resolve_data_dir
+
+        data_dir = resolve_data_dir(data_dir)  # else $TFRESNET_DATA_DIR; no folder is guessed
         if not data_dir or not os.path.isfile(os.path.join(data_dir, "mnist.npz")):
             raise FileNotFoundError(
                 f"time-to-accuracy needs full MNIST as mnist.npz in --data-dir (or $TFRESNET_DATA_DIR). "
                 f"Received data_dir={data_dir!r}. Get it with keras.datasets.mnist.load_data() on a "
-                f"machine with internet (~/.keras/datasets/mnist.npz)."
+                f"machine with internet (~/.keras/datasets/mnist.npz), e.g. --data-dir ../shared/data."
             )
         overrides = ["data=mnist", f"data_dir={data_dir}", "export=false", "verbose=0"]
     runs = []

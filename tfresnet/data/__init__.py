@@ -10,6 +10,9 @@ Names: ``mnist``, ``mnist-sample``, ``oxford_iiit_pet``, ``cats_vs_dogs`` and ``
 in tensorflow-datasets; offline, a missing dataset fails within seconds with a message naming
 the files to provide.
 
+Pipeline settings (image size, resize mode, batch size, cache, shuffling, augmentation, ...) are
+`load`'s keywords, or one `PipelineOptions` passed as ``load(name, options=...)``.
+
 Every split yields float32 images in [0, 255] and int32 class ids: input scaling is the model's
 business (`tfresnet.models.layers.Preprocess`, chosen per model by `model_preprocessing`).
 Image files are validated before training (`images.validate_images`): broken ones are skipped
@@ -27,7 +30,7 @@ from tfresnet.data.augment import (
 )
 from tfresnet.data.bundle import DatasetBundle
 from tfresnet.data.images import ImageCheck, default_cache_dir, validate_images
-from tfresnet.data.pipeline import RESIZE_MODES
+from tfresnet.data.pipeline import RESIZE_MODES, PipelineOptions
 from tfresnet.data.registry import (
     DatasetSpec,
     get_dataset_spec,
@@ -49,6 +52,7 @@ __all__ = [
     "EmptyClassError",
     "FileIssue",
     "ImageCheck",
+    "PipelineOptions",
     "build_augmentation",
     "default_cache_dir",
     "get_dataset_spec",

@@ -213,7 +213,8 @@ def build_augmentation(augment, *, seed: int | None = None) -> Augmentation | No
 
     Args:
         augment: a preset name from `AUGMENT_PRESETS`, None or ``"none"`` for no augmentation,
-            or a sequence of Keras preprocessing layers to apply in order.
+            a sequence of Keras preprocessing layers to apply in order, or an `Augmentation`
+            (returned as it is).
         seed: seed of every random layer (None: unseeded).
 
     Returns:
@@ -224,6 +225,8 @@ def build_augmentation(augment, *, seed: int | None = None) -> Augmentation | No
     """
     if augment is None or augment == "none":
         return None
+    if isinstance(augment, Augmentation):
+        return augment
     if isinstance(augment, str):
         if augment not in AUGMENT_PRESETS:
             raise ValueError(

@@ -8,15 +8,13 @@ see at a glance what it trains on.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
-import tempfile
 
 import numpy as np
 import tensorflow as tf
 
 from tfresnet.data.sources import SPLITS, FileIssue, reason_kind
+from tfresnet.files import write_json_atomic
 
 __all__ = ["DatasetBundle"]
 
@@ -219,18 +217,7 @@ class DatasetBundle:
             The report.
         """
         report = self.report()
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        # Through a temporary file: a run killed while writing never leaves half a report.
-        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(report, f, indent=2)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        write_json_atomic(path, report, indent=2)  # a run killed while writing leaves no half report
         summary = self.summary()
         if echo and summary:
             print(f"{summary}\n  details: {path}")

@@ -22,15 +22,17 @@ time, so a second load of the same folder does not decode anything again.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from tfresnet.files import write_atomic, write_json_atomic
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -147,20 +149,6 @@ def _converted_path(path: str, stat: os.stat_result, convert_dir: str) -> str:
     return os.path.join(convert_dir, hashlib.sha1(key.encode()).hexdigest()[:24] + ".png")
 
 
-def _atomic_write(path: str, write: Callable[[str], None]) -> None:
-    # Write beside the target, then rename: a parallel loader never reads half a file.
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def check_image(path: str, *, convert_dir: str | None = None) -> ImageCheck:
     """Decodes one file completely and decides whether (and how) it is used.
 
@@ -223,7 +211,7 @@ def check_image(path: str, *, convert_dir: str | None = None) -> ImageCheck:
     if rgb is not None:
         # Outside the try: a cache that cannot be written is an error to fix, not a bad image.
         try:
-            _atomic_write(decode_path, lambda tmp: rgb.save(tmp, "PNG", compress_level=1))
+            write_atomic(decode_path, lambda partial: rgb.save(partial, "PNG", compress_level=1))
         except OSError as err:
             raise OSError(
                 f"Cannot write the RGB copy of {path} into {convert_dir} ({err}). Point "
@@ -290,15 +278,9 @@ class _ScanCache:
         if not self.dirty:
             return
         payload = {"version": _CACHE_VERSION, "directory": self.directory, "files": self.entries}
-
-        def write(tmp):
-            with open(tmp, "w") as f:
-                json.dump(payload, f)
-
-        try:  # noqa: SIM105  (the comment below says why the error is dropped)
-            _atomic_write(self.file, write)
-        except OSError:
-            pass  # a read-only cache only costs a re-validation next time
+        # A read-only cache only costs a re-validation next time.
+        with contextlib.suppress(OSError):
+            write_json_atomic(self.file, payload)
 
 
 def validate_images(

@@ -21,6 +21,7 @@ import gzip
 import importlib.resources
 import os
 import struct
+from collections.abc import Callable
 
 import numpy as np
 
@@ -174,32 +175,8 @@ def read_mnist_dir(data_dir: str) -> tuple[dict[str, np.ndarray], str]:
     return arrays, f"{os.path.dirname(where['x_train'])} (LeCun IDX files)"
 
 
-def _source(arrays: dict, ctx: LoadContext, origin: str, pool: str, test: str, *,
-            holdout: str, expand: str | None) -> Source:
-    if expand is not None and expand not in EXPANSIONS:  # before reading anything
-        raise ValueError(f"Unknown expansion {expand!r}; choose one of {list(EXPANSIONS)}.")
-    return source_from_arrays(
-        arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], ctx,
-        origin=origin, class_names=CLASS_NAMES, pool_name=pool, test_name=test, holdout=holdout,
-        expand=None if expand is None else functools.partial(expand_arrays, name=expand),
-    )
-
-
-@register_dataset(
-    "mnist",
-    description="MNIST digits, 60,000 train + 10,000 test, 28x28x1",
-    default_image_size=(28, 28),
-    default_validation_split=10_000,
-)
-def load_mnist(ctx: LoadContext, holdout: str = "stratified", expand: str | None = None) -> Source:
-    """Loads MNIST from the data directory, else from tensorflow-datasets.
-
-    Args:
-        holdout: ``"stratified"`` (seeded, every class in proportion) or ``"last"`` (the last
-            `validation_split` digits in file order, as Nielsen's book splits MNIST).
-        expand: None, or a `tfresnet.data.augment.EXPANSIONS` name applied to the training
-            split (``"shift1"``: Nielsen's one-pixel shifts, 5x the digits).
-    """
+def _read_full(ctx: LoadContext) -> tuple[dict[str, np.ndarray], str, str, str]:
+    """MNIST from the data directory, else tensorflow-datasets: arrays, origin, pool and test names."""
     if find_mnist(ctx.data_dir):
         arrays, origin = read_mnist_dir(ctx.data_dir)
     else:
@@ -210,34 +187,53 @@ def load_mnist(ctx: LoadContext, holdout: str = "stratified", expand: str | None
         }
         origin = "tensorflow-datasets 'mnist'"
         check_mnist_arrays(arrays, {key: f"{origin}, {key}" for key in IDX_FILES})
-    n_train, n_test = len(arrays["y_train"]), len(arrays["y_test"])
-    return _source(
-        arrays, ctx, origin,
-        f"the {n_train:,} training digits", f"the official {n_test:,} test digits",
-        holdout=holdout, expand=expand,
-    )
+    return arrays, origin, "the {:,} training digits", "the official {:,} test digits"
 
 
-@register_dataset(
-    "mnist-sample",
-    description="stratified MNIST sample shipped with tfresnet, 6,000 train + 1,000 test",
-    default_image_size=(28, 28),
-    default_validation_split=1_000,
-)
-def load_mnist_sample(ctx: LoadContext, holdout: str = "stratified", expand: str | None = None) -> Source:
-    """Loads the MNIST sample shipped inside the package (no data directory needed).
-
-    Args:
-        holdout: as for ``mnist``.
-        expand: as for ``mnist``.
-    """
+def _read_sample(ctx: LoadContext) -> tuple[dict[str, np.ndarray], str, str, str]:
+    """The sample shipped in the package: arrays, origin, pool and test names."""
     resource = importlib.resources.files("tfresnet.data") / SAMPLE_FILE
     with importlib.resources.as_file(resource) as path:
         arrays = _read_npz(str(path))
-    n_train, n_test = len(arrays["y_train"]), len(arrays["y_test"])
-    return _source(
-        arrays, ctx, f"tfresnet/data/{SAMPLE_FILE} (stratified sample of MNIST)",
-        f"the sample's {n_train:,} training digits",
-        f"the sample's {n_test:,} test digits (from the official test set)",
-        holdout=holdout, expand=expand,
-    )
+    return (arrays, f"tfresnet/data/{SAMPLE_FILE} (stratified sample of MNIST)",
+            "the sample's {:,} training digits", "the sample's {:,} test digits (from the official test set)")
+
+
+def _loader(read: Callable[[LoadContext], tuple[dict[str, np.ndarray], str, str, str]]):
+    """The registry loader of an MNIST variant whose arrays `read(ctx)` returns."""
+
+    def load(ctx: LoadContext, holdout: str = "stratified", expand: str | None = None) -> Source:
+        """Loads MNIST arrays and splits them.
+
+        Args:
+            holdout: ``"stratified"`` (seeded, every class in proportion) or ``"last"`` (the last
+                `validation_split` digits in file order, as Nielsen's book splits MNIST).
+            expand: None, or a `tfresnet.data.augment.EXPANSIONS` name applied to the training
+                split (``"shift1"``: Nielsen's one-pixel shifts, 5x the digits).
+        """
+        arrays, origin, pool, test = read(ctx)
+        if expand is not None and expand not in EXPANSIONS:  # before splitting anything
+            raise ValueError(f"Unknown expansion {expand!r}; choose one of {list(EXPANSIONS)}.")
+        return source_from_arrays(
+            arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], ctx,
+            origin=origin, class_names=CLASS_NAMES, pool_name=pool.format(len(arrays["y_train"])),
+            test_name=test.format(len(arrays["y_test"])), holdout=holdout,
+            expand=None if expand is None else functools.partial(expand_arrays, name=expand),
+        )
+
+    return load
+
+
+# Registry name -> (description, default validation split, reader). The full set holds out 10,000
+# (the size of Nielsen's validation set), the sample 1,000 of its 6,000.
+VARIANTS = {
+    "mnist": ("MNIST digits, 60,000 train + 10,000 test, 28x28x1", 10_000, _read_full),
+    "mnist-sample": (
+        "stratified MNIST sample shipped with tfresnet, 6,000 train + 1,000 test", 1_000, _read_sample
+    ),
+}
+
+for _name, (_description, _validation_split, _read) in VARIANTS.items():
+    register_dataset(
+        _name, description=_description, default_image_size=(28, 28), default_validation_split=_validation_split
+    )(_loader(_read))

@@ -24,6 +24,7 @@ re-splits trainval into a test set. Images in no list are not used, and reported
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from tfresnet.data.images import IMAGE_EXTENSIONS, check_image
 from tfresnet.data.registry import register_dataset
@@ -92,6 +93,81 @@ def _breed(image_name: str) -> str:
     return image_name.rsplit("_", 1)[0]
 
 
+def _read_lists(annotations: str) -> dict[str, list[tuple[str, int, int]]]:
+    """The annotation lists present: ``"list"``, ``"trainval"``, ``"test"`` -> rows."""
+    lists = {}
+    for name in ("list", "trainval", "test"):
+        path = os.path.join(annotations, f"{name}.txt")
+        if os.path.isfile(path):
+            lists[name] = read_annotation_list(path)
+    if "trainval" not in lists and "test" not in lists:
+        raise DataNotFoundError(
+            f"{annotations} has neither trainval.txt nor test.txt, so no split is defined.\n{MISSING}"
+        )
+    return lists
+
+
+def _classes(lists: dict, label: str) -> tuple[list[int], tuple[str, ...], Callable[[str], int]]:
+    """(original class ids, class names, image name -> class id 0..K-1) for `label`."""
+    rows = {}
+    for name in ("list", "trainval", "test"):
+        for image, class_id, species in lists.get(name, ()):
+            rows.setdefault(image, (class_id, species))
+    if label == "species":
+        return [1, 2], SPECIES, lambda image: rows[image][1] - 1
+    breeds = {}
+    for image in sorted(rows):
+        breeds.setdefault(rows[image][0], _breed(image))
+    class_ids = sorted(breeds)
+    label_of = {c: i for i, c in enumerate(class_ids)}
+    return class_ids, tuple(breeds[c] for c in class_ids), lambda image: label_of[rows[image][0]]
+
+
+def _listed_files(images_dir: str, lists: dict, label_fn: Callable[[str], int]):
+    """The images the split lists name: (files, listed but missing, listed image names)."""
+    files, missing, listed = [], [], set()
+    for name, group in (("trainval", "pool"), ("test", "test")):
+        for image, _, _ in lists.get(name, ()):
+            if image in listed:
+                continue  # listed twice (in both lists): the first list wins
+            listed.add(image)
+            path = os.path.join(images_dir, image + ".jpg")
+            if os.path.isfile(path):
+                files.append(IndexedFile(path, label_fn(image), group))
+            else:
+                missing.append(FileIssue(path, f"listed in annotations/{name}.txt but missing"))
+    return files, missing, listed
+
+
+def _unlisted_files(images_dir: str, lists: dict, listed: set[str]):
+    """The other files of the images folder: (images in no list, non-images with the reason)."""
+    unused, skipped = [], []
+    used_lists = " or ".join(f"{n}.txt" for n in ("trainval", "test") if n in lists)
+    for entry in sorted(os.scandir(images_dir), key=lambda e: e.name):
+        if not entry.is_file():
+            continue
+        stem, ext = os.path.splitext(entry.name)
+        if stem in listed and ext == ".jpg":
+            continue
+        if ext.lower() in IMAGE_EXTENSIONS:
+            unused.append(FileIssue(entry.path, f"in no split list (not in {used_lists})"))
+        else:
+            skipped.append(FileIssue(entry.path, check_image(entry.path).reason))
+    return unused, skipped
+
+
+def _absent(lists: dict) -> dict[str, str]:
+    absent = {}
+    if "trainval" not in lists:
+        reason = "annotations/trainval.txt not found"
+        absent.update(train=reason, validation=reason)
+    if "test" not in lists:
+        absent["test"] = (
+            "annotations/test.txt not found; trainval is not re-split into a test set"
+        )
+    return absent
+
+
 def index_directory(root: str, *, label: str = "breed") -> FileIndex:
     """Reads the annotation lists and the images folder, without decoding any image.
 
@@ -108,80 +184,19 @@ def index_directory(root: str, *, label: str = "breed") -> FileIndex:
     """
     if label not in LABELS:
         raise ValueError(f"label must be one of {LABELS}. Received label={label!r}")
-    annotations = os.path.join(root, "annotations")
-    lists = {}
-    for name in ("list", "trainval", "test"):
-        path = os.path.join(annotations, f"{name}.txt")
-        if os.path.isfile(path):
-            lists[name] = read_annotation_list(path)
-    if "trainval" not in lists and "test" not in lists:
-        raise DataNotFoundError(
-            f"{annotations} has neither trainval.txt nor test.txt, so no split is defined.\n{MISSING}"
-        )
-
-    rows = {}
-    for name in ("list", "trainval", "test"):
-        for image, class_id, species in lists.get(name, ()):
-            rows.setdefault(image, (class_id, species))
-    if label == "breed":
-        breeds = {}
-        for image in sorted(rows):
-            breeds.setdefault(rows[image][0], _breed(image))
-        class_ids = sorted(breeds)
-        class_names = tuple(breeds[c] for c in class_ids)
-        label_of = {c: i for i, c in enumerate(class_ids)}
-
-        def label_fn(image):
-            return label_of[rows[image][0]]
-    else:
-        class_ids = [1, 2]
-        class_names = SPECIES
-
-        def label_fn(image):
-            return rows[image][1] - 1
-
+    lists = _read_lists(os.path.join(root, "annotations"))
+    class_ids, class_names, label_fn = _classes(lists, label)
     images_dir = os.path.join(root, "images")
-    files, skipped, listed = [], [], set()
-    for name, group in (("trainval", "pool"), ("test", "test")):
-        for image, _, _ in lists.get(name, ()):
-            if image in listed:
-                continue  # listed twice (in both lists): the first list wins
-            listed.add(image)
-            path = os.path.join(images_dir, image + ".jpg")
-            if os.path.isfile(path):
-                files.append(IndexedFile(path, label_fn(image), group))
-            else:
-                skipped.append(FileIssue(path, f"listed in annotations/{name}.txt but missing"))
-
-    unused = []
-    used_lists = " or ".join(f"{n}.txt" for n in ("trainval", "test") if n in lists)
-    for entry in sorted(os.scandir(images_dir), key=lambda e: e.name):
-        if not entry.is_file():
-            continue
-        stem, ext = os.path.splitext(entry.name)
-        if stem in listed and ext == ".jpg":
-            continue
-        if ext.lower() in IMAGE_EXTENSIONS:
-            unused.append(FileIssue(entry.path, f"in no split list (not in {used_lists})"))
-        else:
-            skipped.append(FileIssue(entry.path, check_image(entry.path).reason))
-
-    absent = {}
-    if "trainval" not in lists:
-        reason = "annotations/trainval.txt not found"
-        absent.update(train=reason, validation=reason)
-    if "test" not in lists:
-        absent["test"] = (
-            "annotations/test.txt not found; trainval is not re-split into a test set"
-        )
+    files, missing, listed = _listed_files(images_dir, lists, label_fn)
+    unused, not_images = _unlisted_files(images_dir, lists, listed)
     return FileIndex(
         root=root,
         layout="oxford_iiit_pet",
         class_names=class_names,
         files=files,
-        skipped=skipped,
+        skipped=missing + not_images,
         unused=unused,
-        absent=absent,
+        absent=_absent(lists),
         official_test=True,
         pool_name="annotations/trainval.txt",
         test_name="annotations/test.txt",

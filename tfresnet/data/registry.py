@@ -3,8 +3,8 @@
 Each dataset module registers a loader with `register_dataset`, like the model families do with
 `tfresnet.models.register_model`; `load` looks the name up (``folder:PATH`` by its prefix),
 runs the loader to get a `tfresnet.data.sources.Source`, and builds the batched splits with
-`tfresnet.data.pipeline.make_dataset`. No code outside the dataset modules branches on a
-dataset's name.
+`tfresnet.data.pipeline.make_dataset`, all from one `PipelineOptions`. No code outside the
+dataset modules branches on a dataset's name.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tfresnet.data.augment import build_augmentation
 from tfresnet.data.bundle import DatasetBundle
 from tfresnet.data.images import default_cache_dir
-from tfresnet.data.pipeline import RESIZE_MODES, DecodeCounter, EpochCounter, make_dataset
+from tfresnet.data.pipeline import DecodeCounter, EpochCounter, PipelineOptions, make_dataset
 from tfresnet.data.sources import SPLITS, DataNotFoundError, LoadContext, Source, check_classes
 
 __all__ = [
@@ -145,16 +144,6 @@ def model_preprocessing(model_name: str) -> str | None:
     return get_model_spec(model_name).preprocessing
 
 
-def _check_image_size(image_size) -> tuple[int, int]:
-    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
-        raise ValueError(
-            f"image_size must be an int or (height, width) of positive ints. "
-            f"Received image_size={image_size!r}"
-        )
-    return size
-
-
 def load(
     name: str,
     *,
@@ -175,6 +164,7 @@ def load(
     tfds_data_dir: str | os.PathLike | None = None,
     verbose: int = 1,
     drop_empty_classes: bool = False,
+    options: PipelineOptions | None = None,
     **dataset_kwargs,
 ) -> DatasetBundle:
     """Loads a dataset as batched train/validation/test `tf.data.Dataset`s.
@@ -227,6 +217,8 @@ def load(
         drop_empty_classes: remove classes with no usable training example (and their
             validation and test examples) and renumber the rest, instead of raising
             `EmptyClassError`; `bundle.dropped_classes` says which and why.
+        options: the pipeline settings (`image_size` to `label_mode` above, `seed` included) as
+            one `PipelineOptions`, instead of those keywords, which must then be left unset.
         **dataset_kwargs: the dataset's own options (``label=`` for Oxford-IIIT Pet,
             ``test_split=`` for cats_vs_dogs and folders).
 
@@ -242,27 +234,21 @@ def load(
             seconds when there is no network.
     """
     spec, arg = get_dataset_spec(name)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int. Received batch_size={batch_size!r}")
-    if resize not in RESIZE_MODES:
-        raise ValueError(f"resize must be one of {RESIZE_MODES}. Received resize={resize!r}")
-    if cache is not None and not isinstance(cache, (str, os.PathLike)):
-        raise ValueError(f"cache must be None, 'memory' or a directory. Received cache={cache!r}")
-    size = _check_image_size(spec.default_image_size if image_size is None else image_size)
-    augmentation = build_augmentation(augment, seed=seed)
-    mixes = augmentation is not None and augmentation.mixes_labels
-    if label_mode is None:
-        label_mode = "categorical" if mixes else "int"
-    elif label_mode == "int" and mixes:
+    keywords = PipelineOptions(
+        image_size=image_size, resize=resize, batch_size=batch_size, cache=cache, shuffle=shuffle,
+        shuffle_buffer=shuffle_buffer, seed=seed, deterministic=deterministic,
+        drop_remainder=drop_remainder, augment=augment, label_mode=label_mode,
+    )
+    if options is not None and keywords != PipelineOptions():
         raise ValueError(
-            f"augment={augmentation.name!r} mixes labels (MixUp/CutMix) and needs "
-            f"label_mode='categorical'. Received label_mode={label_mode!r}"
+            "Pass the pipeline settings either as options= or as keywords, not both. Received "
+            f"options={options!r} and {_changed(keywords)}"
         )
-
+    options = (options or keywords).resolved(spec.default_image_size)
     ctx = LoadContext(
         data_dir=resolve_data_dir(data_dir),
         validation_split=spec.default_validation_split if validation_split is None else validation_split,
-        seed=seed,
+        seed=options.seed,
         cache_dir=os.fspath(cache_dir) if cache_dir else default_cache_dir(),
         tfds_data_dir=os.fspath(tfds_data_dir) if tfds_data_dir else None,
         verbose=verbose,
@@ -270,42 +256,45 @@ def load(
     if spec.prefix:
         dataset_kwargs["path"] = arg
     source = check_classes(spec.loader(ctx, **dataset_kwargs), drop_empty=drop_empty_classes)
+    return _bundle(str(name), spec.name, source, options)
 
-    counters = {}
+
+def _changed(options: PipelineOptions) -> str:
+    """The fields of `options` that differ from the defaults, as keywords."""
+    default = PipelineOptions()
+    return ", ".join(
+        f"{f.name}={getattr(options, f.name)!r}"
+        for f in dataclasses.fields(options)
+        if getattr(options, f.name) != getattr(default, f.name)
+    )
+
+
+def _bundle(name: str, cache_prefix: str, source: Source, options: PipelineOptions) -> DatasetBundle:
+    """Builds every split of `source` and the bundle that holds them."""
+    counters = {split: DecodeCounter() for split, s in source.splits.items() if s.kind != "image"}
     epochs = EpochCounter()
-    datasets = {}
-    for split, split_source in source.splits.items():
-        if split_source.kind != "image":
-            counters[split] = DecodeCounter()
-        datasets[split] = make_dataset(
+    datasets = {
+        split: make_dataset(
             split_source,
+            options,
             training=split == "train",
-            image_size=size,
             channels=source.channels,
             source_size=source.image_size,
-            resize=resize,
-            batch_size=batch_size,
-            cache=None if cache is None else os.fspath(cache),
-            cache_name=f"{spec.name}-{split}",
-            shuffle=shuffle,
-            shuffle_buffer=shuffle_buffer,
-            seed=seed,
-            deterministic=deterministic,
-            augmentation=augmentation,
-            label_mode=label_mode,
+            cache_name=f"{cache_prefix}-{split}",
             num_classes=len(source.class_names),
-            drop_remainder=drop_remainder,
             counter=counters.get(split),
             epochs=epochs if split == "train" else None,
         )
+        for split, split_source in source.splits.items()
+    }
     return DatasetBundle(
-        name=str(name),
+        name=name,
         origin=source.origin,
         train=datasets.get("train"),
         validation=datasets.get("validation"),
         test=datasets.get("test"),
         class_names=tuple(source.class_names),
-        input_shape=(*size, source.channels),
+        input_shape=(*options.image_size, source.channels),
         num_examples={s: source.splits[s].size if s in source.splits else None for s in SPLITS},
         descriptions={
             s: source.splits[s].description if s in source.splits else source.absent.get(s, "")
@@ -319,11 +308,11 @@ def load(
         skipped=source.skipped,
         unused=source.unused,
         converted=source.converted,
-        batch_size=batch_size,
-        augment=augmentation.name if augmentation is not None else "none",
-        label_mode=label_mode,
-        resize=resize,
-        seed=seed,
+        batch_size=options.batch_size,
+        augment=options.augment.name if options.augment is not None else "none",
+        label_mode=options.label_mode,
+        resize=options.resize,
+        seed=options.seed,
         metadata=dict(source.metadata),
         dropped_classes=dict(source.dropped_classes),
         _counters=counters,

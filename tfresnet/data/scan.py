@@ -186,35 +186,22 @@ def scan_directory(
         return os.path.relpath(p, root)
 
     usable = [f for f in index.files if checks[f.path].ok]
-    per_class = collections.Counter(index.class_names[f.label] for f in usable)
-    groups = collections.Counter(_GROUP_NAMES[f.group] for f in usable)
+    used_checks = [checks[f.path] for f in usable]
     skipped = [FileIssue(rel(i.path), i.reason) for i in index.skipped] + [
         FileIssue(rel(f.path), checks[f.path].reason) for f in index.files if not checks[f.path].ok
     ]
-    unused = []
-    for issue in index.unused:
-        check = checks.get(issue.path)
-        detail = ""
-        if check is not None:
-            if check.ok:
-                detail = f"; valid {check.format} {check.width}x{check.height}"
-                detail += f" ({check.note})" if check.note else ""
-            else:
-                detail = f"; also broken: {check.reason}"
-        unused.append(FileIssue(rel(issue.path), issue.reason + detail))
-    notes = [FileIssue(rel(f.path), checks[f.path].note) for f in usable if checks[f.path].note]
-    used_checks = [checks[f.path] for f in usable]
+    per_class = collections.Counter(index.class_names[f.label] for f in usable)
     return ScanReport(
         path=path,
         root=root,
         layout=name,
         class_names=list(index.class_names),
         usable={c: per_class.get(c, 0) for c in index.class_names},
-        groups=dict(groups),
+        groups=dict(collections.Counter(_GROUP_NAMES[f.group] for f in usable)),
         absent=dict(index.absent),
         skipped=skipped,
-        unused=unused,
-        notes=notes,
+        unused=[FileIssue(rel(i.path), i.reason + _unused_detail(checks.get(i.path))) for i in index.unused],
+        notes=[FileIssue(rel(f.path), checks[f.path].note) for f in usable if checks[f.path].note],
         formats=dict(collections.Counter(c.format for c in used_checks).most_common()),
         modes=dict(collections.Counter(c.mode for c in used_checks).most_common()),
         sizes={
@@ -224,6 +211,15 @@ def scan_directory(
         files_seen=len(index.files) + len(index.unused) + len(index.skipped),
         seconds=time.perf_counter() - start,
     )
+
+
+def _unused_detail(check: ImageCheck | None) -> str:
+    """What validation found out about an unused image: valid (and how), or broken too."""
+    if check is None:
+        return ""
+    if not check.ok:
+        return f"; also broken: {check.reason}"
+    return f"; valid {check.format} {check.width}x{check.height}" + (f" ({check.note})" if check.note else "")
 
 
 def _issue_lines(title: str, issues: list[FileIssue]) -> list[str]:

@@ -296,7 +296,24 @@ def source_from_index(
             f"No usable image in {index.root} ({len(skipped)} files skipped; run "
             f"`tfresnet scan-data {index.root}` for the reasons)."
         )
+    splits, absent = _index_splits(index, usable, checks, ctx, test_split)
+    return Source(
+        origin=origin,
+        class_names=tuple(index.class_names),
+        channels=3,
+        image_size=None,
+        splits={name: splits[name] for name in SPLITS if name in splits},
+        absent={name: absent[name] for name in SPLITS if name not in splits},
+        skipped=tuple(skipped),
+        unused=tuple(index.unused),
+        converted=tuple(converted),
+        metadata=dict(index.metadata),
+    )
 
+
+def _index_splits(index: FileIndex, usable: list[IndexedFile], checks: dict, ctx: LoadContext,
+                  test_split: float | None) -> tuple[dict[str, SplitSource], dict[str, str]]:
+    """The splits of a layout's usable files, and why the others are absent."""
     absent = dict(index.absent)
     splits: dict[str, SplitSource] = {}
     pool = [f for f in usable if f.group == "pool"]
@@ -325,18 +342,7 @@ def source_from_index(
     for name in SPLITS:
         if name not in splits:
             absent.setdefault(name, "no usable file")
-    return Source(
-        origin=origin,
-        class_names=tuple(index.class_names),
-        channels=3,
-        image_size=None,
-        splits={name: splits[name] for name in SPLITS if name in splits},
-        absent={name: absent[name] for name in SPLITS if name not in splits},
-        skipped=tuple(skipped),
-        unused=tuple(index.unused),
-        converted=tuple(converted),
-        metadata=dict(index.metadata),
-    )
+    return splits, absent
 
 
 def _array_split(x: np.ndarray, y: np.ndarray, description: str) -> SplitSource:

@@ -175,21 +175,62 @@ def tfds_image_source(
     builder, datasets = tfds_datasets(name, wanted, ctx, missing=missing)
     if class_names is None:
         class_names = builder.info.features[label_key].names
-
-    def pairs(ds):
-        return ds.map(lambda ex: (ex[key_feature], ex[label_key]))
-
-    keys, labels = [], []
-    for key, label in pairs(datasets["train"]).as_numpy_iterator():
-        keys.append(key)
-        labels.append(label)
-    labels = np.asarray(labels, dtype=np.int32)
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"{name}: the {key_feature!r} feature is not unique per record.")
+    keys, labels = _keys_and_labels(datasets["train"], key_feature, label_key, name)
     sizes = {"validation": ctx.validation_split}
     if official_test is None:
         sizes["test"] = test_split
     parts = stratified_split(labels, sizes, seed=ctx.seed)
+    origin = _location(builder)
+    splits: dict[str, SplitSource] = {}
+    for split, elements in _members(datasets["train"], keys, parts, key_feature, label_key).items():
+        if split == "train":
+            description = "tensorflow-datasets' train split minus held-out examples"
+        else:
+            description = (
+                f"stratified {describe_size(sizes[split], len(labels))} of tensorflow-datasets' "
+                f"train split, seed {ctx.seed}"
+            )
+        splits[split] = SplitSource(
+            elements, "bytes", labels[parts[split]], description, f"{origin}|{split}|{ctx.seed}|{sizes}"
+        )
+    absent = {
+        split: f"{split}_split={sizes.get(split)!r} holds out no example"
+        for split in SPLITS
+        if split in parts and len(parts[split]) == 0
+    }
+    if official_test:
+        splits["test"] = _official_test(datasets[official_test], official_test, label_key, origin)
+    return Source(
+        origin=origin,
+        class_names=tuple(class_names),
+        channels=3,
+        image_size=None,
+        splits={split: splits[split] for split in SPLITS if split in splits},
+        absent=absent,
+    )
+
+
+def _keys_and_labels(ds, key_feature: str, label_key: str, name: str) -> tuple[list[bytes], np.ndarray]:
+    """Every record's key and label, in read order.
+
+    Raises:
+        ValueError: if the key is not unique per record.
+    """
+    keys, labels = [], []
+    for key, label in ds.map(lambda ex: (ex[key_feature], ex[label_key])).as_numpy_iterator():
+        keys.append(key)
+        labels.append(label)
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"{name}: the {key_feature!r} feature is not unique per record.")
+    return keys, np.asarray(labels, dtype=np.int32)
+
+
+def _members(ds, keys: list[bytes], parts: dict, key_feature: str, label_key: str) -> dict:
+    """Split -> the ``(image, label)`` records of `ds` in it, for the non-empty parts.
+
+    Records are assigned by key through a lookup table, so the splits do not depend on the order
+    the records are read in.
+    """
     codes = np.zeros(len(keys), dtype=np.int32)
     for code, split in enumerate(SPLITS):
         if split in parts:
@@ -198,53 +239,23 @@ def tfds_image_source(
         tf.lookup.KeyValueTensorInitializer(tf.constant(keys, tf.string), tf.constant(codes)),
         default_value=-1,
     )
-    origin = _location(builder)
 
-    def member_of(ds, code):
-        ds = ds.map(lambda ex: (ex[key_feature], ex["image"], tf.cast(ex[label_key], tf.int32)))
-        ds = ds.filter(lambda key, image, label: tf.equal(table.lookup(key), code))
-        return ds.map(lambda key, image, label: (image, label))
+    def member_of(code):
+        elements = ds.map(lambda ex: (ex[key_feature], ex["image"], tf.cast(ex[label_key], tf.int32)))
+        elements = elements.filter(lambda key, image, label: tf.equal(table.lookup(key), code))
+        return elements.map(lambda key, image, label: (image, label))
 
-    splits: dict[str, SplitSource] = {}
-    absent: dict[str, str] = {}
-    for code, split in enumerate(SPLITS):
-        if split not in parts:
-            continue
-        if len(parts[split]) == 0:
-            absent[split] = f"{split}_split={sizes.get(split)!r} holds out no example"
-            continue
-        if split == "train":
-            description = "tensorflow-datasets' train split minus held-out examples"
-        else:
-            description = (
-                f"stratified {describe_size(sizes[split], len(labels))} of tensorflow-datasets' "
-                f"train split, seed {ctx.seed}"
-            )
-        member_labels = labels[parts[split]]
-        splits[split] = SplitSource(
-            member_of(datasets["train"], code),
-            "bytes",
-            member_labels,
-            description,
-            f"{origin}|{split}|{ctx.seed}|{sizes}",
-        )
-    if official_test:
-        test_labels = np.fromiter(
-            (label for _, label in pairs(datasets[official_test]).as_numpy_iterator()),
-            dtype=np.int32,
-        )
-        test_ds = datasets[official_test].map(
-            lambda ex: (ex["image"], tf.cast(ex[label_key], tf.int32))
-        )
-        splits["test"] = SplitSource(
-            test_ds, "bytes", test_labels, f"tensorflow-datasets' {official_test} split",
-            f"{origin}|{official_test}",
-        )
-    return Source(
-        origin=origin,
-        class_names=tuple(class_names),
-        channels=3,
-        image_size=None,
-        splits={split: splits[split] for split in SPLITS if split in splits},
-        absent=absent,
+    return {
+        split: member_of(code)
+        for code, split in enumerate(SPLITS)
+        if split in parts and len(parts[split])
+    }
+
+
+def _official_test(ds, split: str, label_key: str, origin: str) -> SplitSource:
+    """A dataset's own test split, as it is."""
+    labels = np.fromiter(ds.map(lambda ex: ex[label_key]).as_numpy_iterator(), dtype=np.int32)
+    elements = ds.map(lambda ex: (ex["image"], tf.cast(ex[label_key], tf.int32)))
+    return SplitSource(
+        elements, "bytes", labels, f"tensorflow-datasets' {split} split", f"{origin}|{split}"
     )

@@ -24,6 +24,7 @@ import pandas as pd
 
 from tfresnet.inspect.autodiff import input_gradient_fn
 from tfresnet.inspect.common import PIXEL_RANGE, check_images, logits_model
+from tfresnet.inspect.labels import integer_labels
 from tfresnet.inspect.plotting import pyplot, save_figure
 
 __all__ = ["ATTACKS", "fgsm", "pgd", "robustness", "plot_robustness", "plot_adversarial"]
@@ -64,16 +65,9 @@ def _class_ids(values, n: int, num_classes: int, what: str) -> np.ndarray:
             f"{what} must be one class id, {n} class ids or {n} one-hot rows of {num_classes} "
             f"(one per image). Received {what} with shape {np.shape(values)}"
         )
-    if array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
-        array = array.astype(np.int64)
-    if array.dtype.kind not in "iu":
-        raise ValueError(f"{what} must hold integer class ids. Received {what} of dtype {array.dtype}")
-    bad = (array < 0) | (array >= num_classes)
-    if bad.any():
-        raise ValueError(
-            f"{what} holds class {int(array[bad][0])} (at position {int(np.argmax(bad))}), out of "
-            f"range: the model has {num_classes} classes, ids 0-{num_classes - 1}."
-        )
+    array = integer_labels(array, what, "ids", num_classes - 1, (
+        f"{what} holds class {{value}} (at position {{position}}), out of range: the model has "
+        f"{num_classes} classes, ids 0-{num_classes - 1}."))
     return array.astype(np.int64)
 
 

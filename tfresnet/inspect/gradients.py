@@ -28,6 +28,7 @@ import pandas as pd
 
 from tfresnet.inspect.autodiff import weight_gradients
 from tfresnet.inspect.common import check_images, logits_model
+from tfresnet.inspect.labels import integer_labels
 from tfresnet.inspect.plotting import pyplot, save_figure
 
 __all__ = [
@@ -132,17 +133,10 @@ def _check_labels(y, n: int, num_classes: int) -> np.ndarray:
             f"y must be {n} integer class labels, one per image (not one-hot: pass "
             f"y.argmax(axis=1)). Received y with shape {labels.shape}"
         )
-    if labels.dtype.kind == "f" and np.all(np.isfinite(labels)) and np.all(labels == np.round(labels)):
-        labels = labels.astype(np.int64)
-    if labels.dtype.kind not in "iu":
-        raise ValueError(f"y must hold integer class labels. Received y of dtype {labels.dtype}")
     top = max(num_classes, 2) - 1  # one sigmoid unit: labels 0 and 1
-    bad = (labels < 0) | (labels > top)
-    if bad.any():
-        raise ValueError(
-            f"y holds label {int(labels[bad][0])} at position {int(np.argmax(bad))}: the model has "
-            f"{num_classes} output units, so labels must be in 0..{top}."
-        )
+    labels = integer_labels(labels, "y", "labels", top, (
+        f"y holds label {{value}} at position {{position}}: the model has {num_classes} output "
+        f"units, so labels must be in 0..{top}."))
     return labels.astype(np.int32)
 
 

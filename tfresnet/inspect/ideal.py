@@ -42,17 +42,7 @@ _ADAM_BETAS = (0.9, 0.999)  # Kingma and Ba's defaults
 _START_TOWARDS_GREY = 0.2
 
 
-def ideal_image(
-    model: keras.Model,
-    class_id,
-    *,
-    steps: int = 200,
-    lr: float = 4.0,
-    tv_weight: float = 10.0,
-    l2_weight: float = 10.0,
-    jitter: int | None = None,
-    seed: int = 0,
-) -> tuple[np.ndarray, float]:
+def ideal_image(model: keras.Model, class_id, **options) -> tuple[np.ndarray, float]:
     """The image a model scores highest for one class, and the probability it gives that image.
 
     Gradient ascent on the class logit minus two penalties, from noise, in raw pixels clipped to
@@ -90,14 +80,8 @@ def ideal_image(
     Args:
         model: a classifier taking raw pixels in [0, 255], ending in a softmax or in logits.
         class_id: the class index (or its digit string).
-        steps: gradient steps.
-        lr: the Adam step size, in pixels of the 0-255 range.
-        tv_weight: weight of the total-variation penalty (smoothness).
-        l2_weight: weight of the L2 penalty on the scaled image (no pixel larger than it needs).
-        jitter: each step is taken on the image rolled by up to this many pixels each way (None:
-            one pixel per 28 of image height: 1 for MNIST, 8 at 224x224; 0: no jitter), which
-            favours features that do not rely on exact pixel positions.
-        seed: seed of the starting noise and the jitter.
+        **options: ``steps``, ``lr``, ``tv_weight``, ``l2_weight``, ``jitter``, ``seed``, as for
+            `ideal_images` (which this calls with the one class).
 
     Returns:
         ``(image, probability)``: an H x W x C float32 array of raw pixels and the model's softmax
@@ -106,8 +90,7 @@ def ideal_image(
     Raises:
         ValueError: for a class the model does not have or a bad setting (naming it).
     """
-    images, probabilities = ideal_images(model, [class_id], steps=steps, lr=lr, tv_weight=tv_weight,
-                                         l2_weight=l2_weight, jitter=jitter, seed=seed)
+    images, probabilities = ideal_images(model, [class_id], **options)
     return images[0], float(probabilities[0])
 
 
@@ -131,7 +114,14 @@ def ideal_images(
     Args:
         model: a classifier taking raw pixels in [0, 255].
         class_ids: class indices (repeats allowed: the same class from different noise).
-        steps, lr, tv_weight, l2_weight, jitter, seed: as for `ideal_image`.
+        steps: gradient steps.
+        lr: the Adam step size, in pixels of the 0-255 range.
+        tv_weight: weight of the total-variation penalty (smoothness).
+        l2_weight: weight of the L2 penalty on the scaled image (no pixel larger than it needs).
+        jitter: each step is taken on the image rolled by up to this many pixels each way (None:
+            one pixel per 28 of image height: 1 for MNIST, 8 at 224x224; 0: no jitter), which
+            favours features that do not rely on exact pixel positions.
+        seed: seed of the starting noise and the jitter.
 
     Returns:
         ``(images, probabilities)``: N x H x W x C float32 raw pixels and N probabilities, in the

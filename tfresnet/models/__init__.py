@@ -4,6 +4,7 @@ Importing this package imports every family module, which registers its variants
 """
 
 from tfresnet.models import convnet, mlp, mobilenet, resnet, vgg  # noqa: F401  (registers the families)
+from tfresnet.models.common import iter_layers
 from tfresnet.models.layers import Preprocess, StochasticDepth
 from tfresnet.models.registry import (
     ModelSpec,
@@ -20,6 +21,7 @@ __all__ = [
     "StochasticDepth",
     "create_model",
     "get_model_spec",
+    "iter_layers",
     "list_models",
     "load_keras_applications_weights",
     "register_model",

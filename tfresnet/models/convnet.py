@@ -12,18 +12,12 @@
 
 from __future__ import annotations
 
-import keras
 from keras import layers
 
-from tfresnet.models.common import (
-    check_common_args,
-    kernel_regularizer,
-    model_input,
-    pooled_features,
-)
+from tfresnet.models.common import Head, build_model, flatten_head, kernel_regularizer
 from tfresnet.models.registry import register_model
 
-__all__ = ["ConvNet", "CONVNET_CONFIGS"]
+__all__ = ["ConvNet", "CONVNET_CONFIGS", "conv_stages", "min_input_size"]
 
 # name -> (filters, kernel, strides, pool) per stage: a valid convolution and ReLU, then a max-pool
 # of that size (None: no pool). keras.io uses 32 then 64 filters of 3x3, each followed by a 2x2 pool.
@@ -46,18 +40,35 @@ def _stage(stage) -> tuple:
     return (*stage, 1, 2) if len(stage) == 2 else tuple(stage)
 
 
+def conv_stages(x, stages, *, activation="relu", l2: float = 0.0, initializers=dict):
+    """A valid convolution per stage, each followed by its max-pool (if any).
+
+    Layers are named ``block1_conv``, ``block1_pool``, ``block2_conv``, ...
+
+    Args:
+        x: input tensor.
+        stages: as `ConvNet`'s `stages`.
+        activation: activation of every convolution.
+        l2: L2 penalty on every kernel.
+        initializers: called once per convolution for its initializer arguments
+            (``kernel_initializer``, ...), so each layer gets fresh initializer objects.
+
+    Returns:
+        The last stage's output tensor.
+    """
+    for index, (filters, kernel, strides, pool) in enumerate(map(_stage, stages), start=1):
+        x = layers.Conv2D(filters, kernel, strides=strides, activation=activation,
+                          kernel_regularizer=kernel_regularizer(l2), name=f"block{index}_conv",
+                          **initializers())(x)
+        if pool:
+            x = layers.MaxPooling2D(pool, name=f"block{index}_pool")(x)
+    return x
+
+
 def ConvNet(
-    *,
-    stages,
-    input_shape=(28, 28, 1),
-    num_classes: int = 10,
-    include_top: bool = True,
-    pooling=None,
-    classifier_activation="softmax",
-    l2: float = 0.0,
-    dropout: float = 0.5,
-    preprocessing: str | None = None,
-    name: str = "convnet",
+    *, stages, input_shape=(28, 28, 1), num_classes: int = 10, include_top: bool = True,
+    pooling=None, classifier_activation="softmax", l2: float = 0.0, dropout: float = 0.5,
+    preprocessing: str | None = None, name: str = "convnet",
 ):
     """Conv-ReLU(-MaxPool) stages, then flatten, dropout and the classifier.
 
@@ -67,26 +78,12 @@ def ConvNet(
         dropout: before the classifier; keras.io's example uses 0.5.
         (The other arguments are the common ones of every tfresnet family.)
     """
-    input_shape = check_common_args(
-        name=name, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-        pooling=pooling, l2=l2, dropout=dropout, min_input_size=min_input_size(stages),
+    return build_model(
+        name, lambda x: conv_stages(x, stages, l2=l2),
+        Head(include_top, num_classes, pooling, dropout, classifier_activation, l2),
+        input_shape=input_shape, preprocessing=preprocessing,
+        min_input_size=min_input_size(stages), top=flatten_head,
     )
-    inputs, x = model_input(input_shape, preprocessing)
-    for index, (filters, kernel, strides, pool) in enumerate(map(_stage, stages), start=1):
-        x = layers.Conv2D(filters, kernel, strides=strides, activation="relu",
-                          kernel_regularizer=kernel_regularizer(l2), name=f"block{index}_conv")(x)
-        if pool:
-            x = layers.MaxPooling2D(pool, name=f"block{index}_pool")(x)
-    if include_top:
-        x = layers.Flatten(name="flatten")(x)
-        if dropout:
-            x = layers.Dropout(dropout, name="top_dropout")(x)
-        x = layers.Dense(num_classes, activation=classifier_activation,
-                         kernel_regularizer=kernel_regularizer(l2), name="predictions")(x)
-    else:
-        x = pooled_features(x, pooling)
-    return keras.Model(inputs, x, name=name)
-
 
 for _name, _stages in CONVNET_CONFIGS.items():
     register_model(_name, family="convnet", default_input_shape=(28, 28, 1),

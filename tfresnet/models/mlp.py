@@ -21,15 +21,9 @@ from __future__ import annotations
 import copy
 
 import keras
-from keras import layers
 
-from tfresnet.models.common import (
-    check_common_args,
-    kernel_regularizer,
-    model_input,
-    pooled_features,
-)
-from tfresnet.models.convnet import min_input_size
+from tfresnet.models import convnet
+from tfresnet.models.common import Head, build_model, flatten_head
 from tfresnet.models.registry import register_model
 
 __all__ = ["MLP", "MLP_CONFIGS", "INITIALIZERS"]
@@ -104,24 +98,11 @@ def _initializer(identifier):
 
 
 def MLP(
-    *,
-    hidden_units,
-    activation="relu",
-    kernel_initializer="glorot_uniform",
-    bias_initializer="zeros",
-    conv_stages=(),
-    conv_initializer=None,
-    classifier_initializer=None,
-    hidden_dropout: float = 0.0,
-    input_shape=(28, 28, 1),
-    num_classes: int = 10,
-    include_top: bool = True,
-    pooling=None,
-    classifier_activation="softmax",
-    l2: float = 0.0,
-    dropout: float = 0.0,
-    preprocessing: str | None = None,
-    name: str = "mlp",
+    *, hidden_units, activation="relu", kernel_initializer="glorot_uniform",
+    bias_initializer="zeros", conv_stages=(), conv_initializer=None, classifier_initializer=None,
+    hidden_dropout: float = 0.0, input_shape=(28, 28, 1), num_classes: int = 10,
+    include_top: bool = True, pooling=None, classifier_activation="softmax", l2: float = 0.0,
+    dropout: float = 0.0, preprocessing: str | None = None, name: str = "mlp",
 ):
     """Optional conv-pool stages, flatten, one `Dense` layer per `hidden_units`, the classifier.
 
@@ -158,61 +139,47 @@ def MLP(
         ValueError: for a non-positive width, an unknown initializer, a variable input size
             with ``include_top=True`` or a bad common argument.
     """
-    shape = check_common_args(
-        name=name, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-        pooling=pooling, l2=l2, dropout=dropout, min_input_size=min_input_size(conv_stages),
-    )
-    if not 0 <= hidden_dropout < 1:
-        raise ValueError(f"{name}: hidden_dropout must be in [0, 1). Received hidden_dropout={hidden_dropout!r}")
-    units = tuple(hidden_units)
-    if not all(isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in units):
-        raise ValueError(
-            f"{name}: hidden_units must be positive integers. Received hidden_units={hidden_units!r}"
-        )
-    if include_top and None in shape[:2]:
-        raise ValueError(
-            f"{name}: the dense layers need a fixed input size. Received input_shape={input_shape}"
-        )
     conv_initializer = conv_initializer or kernel_initializer
     classifier_kernel = classifier_initializer or kernel_initializer
     classifier_bias = classifier_initializer or bias_initializer
-    for initializer in (kernel_initializer, bias_initializer, conv_initializer, classifier_kernel):
-        _initializer(initializer)  # fails naming the choices before anything is built
+    units = ()  # hidden_units as a tuple, set by `check` once the common checks have passed
 
-    inputs, x = model_input(shape, preprocessing)
-    for index, (filters, kernel, strides, pool) in enumerate(conv_stages, start=1):
-        x = layers.Conv2D(
-            filters, kernel, strides=strides, activation=activation,
-            kernel_initializer=_initializer(conv_initializer),
-            bias_initializer=_initializer(bias_initializer),
-            kernel_regularizer=kernel_regularizer(l2), name=f"block{index}_conv",
-        )(x)
-        if pool:
-            x = layers.MaxPooling2D(pool, name=f"block{index}_pool")(x)
-    if not include_top:
-        return keras.Model(inputs, pooled_features(x, pooling), name=name)
-    x = layers.Flatten(name="flatten")(x)
-    for index, width in enumerate(units, start=1):
-        if hidden_dropout:
-            x = layers.Dropout(hidden_dropout, name=f"dense{index}_dropout")(x)
-        x = layers.Dense(
-            width, activation=activation, kernel_initializer=_initializer(kernel_initializer),
-            bias_initializer=_initializer(bias_initializer),
-            kernel_regularizer=kernel_regularizer(l2), name=f"dense{index}",
-        )(x)
-    if dropout:
-        x = layers.Dropout(dropout, name="top_dropout")(x)
-    x = layers.Dense(
-        num_classes, activation=classifier_activation,
-        kernel_initializer=_initializer(classifier_kernel),
-        bias_initializer=_initializer(classifier_bias),
-        kernel_regularizer=kernel_regularizer(l2), name="predictions",
-    )(x)
-    return keras.Model(inputs, x, name=name)
+    def check(shape):
+        nonlocal units
+        if not 0 <= hidden_dropout < 1:
+            raise ValueError(f"{name}: hidden_dropout must be in [0, 1). Received hidden_dropout={hidden_dropout!r}")
+        units = tuple(hidden_units)
+        if not all(isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in units):
+            raise ValueError(
+                f"{name}: hidden_units must be positive integers. Received hidden_units={hidden_units!r}"
+            )
+        if include_top and None in shape[:2]:
+            raise ValueError(
+                f"{name}: the dense layers need a fixed input size. Received input_shape={input_shape}"
+            )
+        for initializer in (kernel_initializer, bias_initializer, conv_initializer, classifier_kernel):
+            _initializer(initializer)  # fails naming the choices before anything is built
 
+    def initializers(kernel, bias):
+        # Called once per layer: every layer gets its own initializer objects.
+        return lambda: {"kernel_initializer": _initializer(kernel), "bias_initializer": _initializer(bias)}
+
+    def top(x, head):
+        return flatten_head(x, head, hidden_units=units, activation=activation,
+                            hidden_dropout=hidden_dropout,
+                            hidden_initializers=initializers(kernel_initializer, bias_initializer),
+                            classifier_initializers=initializers(classifier_kernel, classifier_bias))
+
+    return build_model(
+        name, lambda x: convnet.conv_stages(x, conv_stages, activation=activation, l2=l2,
+                                            initializers=initializers(conv_initializer, bias_initializer)),
+        Head(include_top, num_classes, pooling, dropout, classifier_activation, l2),
+        input_shape=input_shape, preprocessing=preprocessing,
+        min_input_size=convnet.min_input_size(conv_stages), check=check, top=top,
+    )
 
 for _name, _args in MLP_CONFIGS.items():
     register_model(_name, family="mlp", default_input_shape=(28, 28, 1),
-                   min_input_size=min_input_size(_args.get("conv_stages", ())),
+                   min_input_size=convnet.min_input_size(_args.get("conv_stages", ())),
                    preprocessing="unit", **_args)(MLP)
 del _name, _args

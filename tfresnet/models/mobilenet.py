@@ -25,18 +25,12 @@ same, so ImageNet weights transfer by name. Two deliberate differences:
 
 from __future__ import annotations
 
+import functools
 import math
 
-import keras
 from keras import layers
 
-from tfresnet.models.common import (
-    check_common_args,
-    classifier_head,
-    kernel_regularizer,
-    model_input,
-    pooled_features,
-)
+from tfresnet.models.common import Head, build_model, kernel_regularizer
 from tfresnet.models.registry import register_model
 
 __all__ = [
@@ -165,22 +159,34 @@ def _check_alpha(name, alpha):
         raise ValueError(f"{name}: alpha must be a number > 0. Received alpha={alpha!r}")
 
 
-def _common(name, input_shape, num_classes, include_top, pooling, l2, dropout):
-    return check_common_args(
-        name=name, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-        pooling=pooling, l2=l2, dropout=dropout, min_input_size=MIN_INPUT_SIZE,
-    )
+def _conv_head(x, head: Head, *, logits: str, last=None):
+    """Pooling, an optional `conv_2` (V3), dropout and a 1x1 conv classifier named `logits`.
 
-
-def _conv_head(x, *, name, num_classes, dropout, classifier_activation, l2):
-    # keras' V1 classifies with a 1x1 convolution on the pooled map rather than a Dense layer;
-    # keeping the conv keeps the (1, 1, C, classes) kernel shape of the ImageNet weights.
+    `last` is ``(filters, activation)`` of V3's `conv_2`, or None.
+    """
+    # keras' MobileNets classify with a 1x1 convolution on the pooled map rather than a Dense
+    # layer; keeping the conv keeps the (1, 1, C, classes) kernel shape of the ImageNet weights.
     x = layers.GlobalAveragePooling2D(keepdims=True, name="avg_pool")(x)
-    if dropout:
-        x = layers.Dropout(dropout, name="dropout")(x)
-    x = _conv(num_classes, 1, use_bias=True, l2=l2, name=name)(x)
+    if last is not None:
+        filters, activation = last
+        x = _conv(filters, 1, use_bias=True, l2=head.l2, name="conv_2")(x)
+        x = _activation(activation, "conv_2_act")(x)
+    if head.dropout:
+        x = layers.Dropout(head.dropout, name="dropout")(x)
+    x = _conv(head.num_classes, 1, use_bias=True, l2=head.l2, name=logits)(x)
     x = layers.Flatten(name="flatten")(x)
-    return layers.Activation(classifier_activation, name="predictions")(x)
+    return layers.Activation(head.classifier_activation, name="predictions")(x)
+
+
+def _project(x, shortcut, filters, stride, *, prefix, bn_name, l2):
+    """The 1x1 projection of an inverted residual block, its batch norm and, where the shapes
+    allow, the residual addition (`{prefix}add`)."""
+    # Linear bottleneck (Sandler et al. 2018, section 3.2): no activation after the projection.
+    x = _conv(filters, 1, l2=l2, name=f"{prefix}project")(x)
+    x = layers.BatchNormalization(**BN_V2V3, name=f"{prefix}{bn_name}")(x)
+    if stride == 1 and shortcut.shape[-1] == filters:
+        x = layers.Add(name=f"{prefix}add")([shortcut, x])
+    return x
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,18 +206,10 @@ def depthwise_separable_block(x, filters, stride, *, block_id, depth_multiplier=
 
 
 def MobileNetV1(
-    *,
-    alpha: float = 1.0,
-    depth_multiplier: int = 1,
-    input_shape=(224, 224, 3),
-    num_classes: int = 1000,
-    include_top: bool = True,
-    pooling=None,
-    classifier_activation="softmax",
-    l2: float = 0.0,
-    dropout: float = 1e-3,
-    preprocessing: str | None = None,
-    name: str = "mobilenetv1",
+    *, alpha: float = 1.0, depth_multiplier: int = 1, input_shape=(224, 224, 3),
+    num_classes: int = 1000, include_top: bool = True, pooling=None,
+    classifier_activation="softmax", l2: float = 0.0, dropout: float = 1e-3,
+    preprocessing: str | None = None, name: str = "mobilenetv1",
 ):
     """Builds MobileNet V1, layer for layer `keras.applications.MobileNet`.
 
@@ -239,38 +237,37 @@ def MobileNetV1(
             that is not a positive integer, an input smaller than 16x16, or a bad common
             argument.
     """
-    shape = _common(name, input_shape, num_classes, include_top, pooling, l2, dropout)
-    _check_alpha(name, alpha)
-    if int(MOBILENET_V1_STEM * alpha) < 1:
-        raise ValueError(
-            f"{name}: alpha is so small that the {MOBILENET_V1_STEM}-filter stem gets no "
-            f"filters; it must be at least 1/{MOBILENET_V1_STEM}. Received alpha={alpha!r}"
-        )
-    if not isinstance(depth_multiplier, int) or isinstance(depth_multiplier, bool) or (
-        depth_multiplier < 1
-    ):
-        raise ValueError(
-            f"{name}: depth_multiplier must be a positive integer. "
-            f"Received depth_multiplier={depth_multiplier!r}"
-        )
+    def check(_shape):
+        _check_alpha(name, alpha)
+        if int(MOBILENET_V1_STEM * alpha) < 1:
+            raise ValueError(
+                f"{name}: alpha is so small that the {MOBILENET_V1_STEM}-filter stem gets no "
+                f"filters; it must be at least 1/{MOBILENET_V1_STEM}. Received alpha={alpha!r}"
+            )
+        if not isinstance(depth_multiplier, int) or isinstance(depth_multiplier, bool) or (
+            depth_multiplier < 1
+        ):
+            raise ValueError(
+                f"{name}: depth_multiplier must be a positive integer. "
+                f"Received depth_multiplier={depth_multiplier!r}"
+            )
 
-    inputs, x = model_input(shape, preprocessing)
-    x = _conv(int(MOBILENET_V1_STEM * alpha), 3, strides=2, l2=l2, name="conv1")(x)
-    x = layers.BatchNormalization(name="conv1_bn")(x)
-    x = layers.ReLU(6.0, name="conv1_relu")(x)
-    for block_id, (filters, stride) in enumerate(MOBILENET_V1_ROWS, start=1):
-        x = depthwise_separable_block(
-            x, int(filters * alpha), stride, block_id=block_id,
-            depth_multiplier=depth_multiplier, l2=l2,
-        )
-    if include_top:
-        x = _conv_head(
-            x, name="conv_preds", num_classes=num_classes, dropout=dropout,
-            classifier_activation=classifier_activation, l2=l2,
-        )
-    else:
-        x = pooled_features(x, pooling)
-    return keras.Model(inputs, x, name=name)
+    def body(x):
+        x = _conv(int(MOBILENET_V1_STEM * alpha), 3, strides=2, l2=l2, name="conv1")(x)
+        x = layers.BatchNormalization(name="conv1_bn")(x)
+        x = layers.ReLU(6.0, name="conv1_relu")(x)
+        for block_id, (filters, stride) in enumerate(MOBILENET_V1_ROWS, start=1):
+            x = depthwise_separable_block(
+                x, int(filters * alpha), stride, block_id=block_id,
+                depth_multiplier=depth_multiplier, l2=l2,
+            )
+        return x
+
+    return build_model(
+        name, body, Head(include_top, num_classes, pooling, dropout, classifier_activation, l2),
+        input_shape=input_shape, preprocessing=preprocessing, min_input_size=MIN_INPUT_SIZE,
+        check=check, top=functools.partial(_conv_head, logits="conv_preds"),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,43 +291,24 @@ def inverted_residual_block_v2(x, expansion, filters, stride, *, block_id, l2=0.
     x = _depthwise(3, strides=stride, l2=l2, name=f"{prefix}depthwise")(x)
     x = layers.BatchNormalization(**BN_V2V3, name=f"{prefix}depthwise_BN")(x)
     x = layers.ReLU(6.0, name=f"{prefix}depthwise_relu")(x)
-    # Linear bottleneck (section 3.2): no activation after the projection.
-    x = _conv(filters, 1, l2=l2, name=f"{prefix}project")(x)
-    x = layers.BatchNormalization(**BN_V2V3, name=f"{prefix}project_BN")(x)
-    if stride == 1 and in_channels == filters:
-        x = layers.Add(name=f"{prefix}add")([shortcut, x])
-    return x
+    return _project(x, shortcut, filters, stride, prefix=prefix, bn_name="project_BN", l2=l2)
 
 
 def MobileNetV2(
-    *,
-    alpha: float = 1.0,
-    input_shape=(224, 224, 3),
-    num_classes: int = 1000,
-    include_top: bool = True,
-    pooling=None,
-    classifier_activation="softmax",
-    l2: float = 0.0,
-    dropout: float = 0.0,
-    preprocessing: str | None = None,
-    name: str = "mobilenetv2",
+    *, alpha: float = 1.0, input_shape=(224, 224, 3), num_classes: int = 1000,
+    include_top: bool = True, pooling=None, classifier_activation="softmax", l2: float = 0.0,
+    dropout: float = 0.0, preprocessing: str | None = None, name: str = "mobilenetv2",
 ):
     """Builds MobileNet V2, layer for layer `keras.applications.MobileNetV2`.
 
     Args:
         alpha: width multiplier; block widths are ``make_divisible(int(c * alpha), 8)`` and the
             last 1x1 conv (1280) only grows, for alpha > 1, as in section 6.1.
-        input_shape: (height, width, channels); height and width at least 16.
         num_classes: outputs of the `predictions` layer.
-        include_top: add the classifier; otherwise the output is the last feature map, reduced
-            by `pooling`.
-        pooling: None, "avg" or "max"; used only when ``include_top=False``.
-        classifier_activation: activation of `predictions` (None for logits).
         l2: L2 penalty on every convolution and dense kernel, depthwise kernels included.
         dropout: dropout rate before `predictions` (keras has none: 0.0).
-        preprocessing: a `Preprocess` mode to scale raw pixels inside the model (``"tf"`` for
-            ImageNet weights), or None.
-        name: model name.
+        input_shape, include_top, pooling, classifier_activation, preprocessing, name: as in
+            `MobileNetV1`.
 
     Returns:
         A `keras.Model`.
@@ -338,30 +316,28 @@ def MobileNetV2(
     Raises:
         ValueError: for alpha <= 0, an input smaller than 16x16, or a bad common argument.
     """
-    shape = _common(name, input_shape, num_classes, include_top, pooling, l2, dropout)
-    _check_alpha(name, alpha)
+    def body(x):
+        x = _conv(make_divisible(MOBILENET_V2_STEM * alpha, 8), 3, strides=2, l2=l2, name="Conv1")(x)
+        x = layers.BatchNormalization(**BN_V2V3, name="bn_Conv1")(x)
+        x = layers.ReLU(6.0, name="Conv1_relu")(x)
+        block_id = 0
+        for t, c, n, s in MOBILENET_V2_ROWS:
+            filters = make_divisible(int(c * alpha), 8)
+            for i in range(n):
+                x = inverted_residual_block_v2(
+                    x, t, filters, s if i == 0 else 1, block_id=block_id, l2=l2
+                )
+                block_id += 1
+        last = make_divisible(MOBILENET_V2_LAST * alpha, 8) if alpha > 1.0 else MOBILENET_V2_LAST
+        x = _conv(last, 1, l2=l2, name="Conv_1")(x)
+        x = layers.BatchNormalization(**BN_V2V3, name="Conv_1_bn")(x)
+        return layers.ReLU(6.0, name="out_relu")(x)
 
-    inputs, x = model_input(shape, preprocessing)
-    x = _conv(make_divisible(MOBILENET_V2_STEM * alpha, 8), 3, strides=2, l2=l2, name="Conv1")(x)
-    x = layers.BatchNormalization(**BN_V2V3, name="bn_Conv1")(x)
-    x = layers.ReLU(6.0, name="Conv1_relu")(x)
-    block_id = 0
-    for t, c, n, s in MOBILENET_V2_ROWS:
-        filters = make_divisible(int(c * alpha), 8)
-        for i in range(n):
-            x = inverted_residual_block_v2(
-                x, t, filters, s if i == 0 else 1, block_id=block_id, l2=l2
-            )
-            block_id += 1
-    last = make_divisible(MOBILENET_V2_LAST * alpha, 8) if alpha > 1.0 else MOBILENET_V2_LAST
-    x = _conv(last, 1, l2=l2, name="Conv_1")(x)
-    x = layers.BatchNormalization(**BN_V2V3, name="Conv_1_bn")(x)
-    x = layers.ReLU(6.0, name="out_relu")(x)
-    x = classifier_head(
-        x, include_top=include_top, num_classes=num_classes, pooling=pooling, dropout=dropout,
-        classifier_activation=classifier_activation, l2=l2,
+    return build_model(
+        name, body, Head(include_top, num_classes, pooling, dropout, classifier_activation, l2),
+        input_shape=input_shape, preprocessing=preprocessing, min_input_size=MIN_INPUT_SIZE,
+        check=lambda _shape: _check_alpha(name, alpha),
     )
-    return keras.Model(inputs, x, name=name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -399,27 +375,14 @@ def inverted_residual_block_v3(
     x = _activation(activation, f"{prefix}depthwise_act")(x)
     if se_ratio:
         x = squeeze_excite(x, expanded, se_ratio, prefix=prefix, l2=l2)
-    x = _conv(filters, 1, l2=l2, name=f"{prefix}project")(x)
-    x = layers.BatchNormalization(**BN_V2V3, name=f"{prefix}project_bn")(x)
-    if stride == 1 and in_channels == filters:
-        x = layers.Add(name=f"{prefix}add")([shortcut, x])
-    return x
+    return _project(x, shortcut, filters, stride, prefix=prefix, bn_name="project_bn", l2=l2)
 
 
 def MobileNetV3(
-    *,
-    variant: str,
-    alpha: float = 1.0,
-    minimalistic: bool = False,
-    input_shape=(224, 224, 3),
-    num_classes: int = 1000,
-    include_top: bool = True,
-    pooling=None,
-    classifier_activation="softmax",
-    l2: float = 0.0,
-    dropout: float = 0.2,
-    preprocessing: str | None = None,
-    name: str | None = None,
+    *, variant: str, alpha: float = 1.0, minimalistic: bool = False, input_shape=(224, 224, 3),
+    num_classes: int = 1000, include_top: bool = True, pooling=None,
+    classifier_activation="softmax", l2: float = 0.0, dropout: float = 0.2,
+    preprocessing: str | None = None, name: str | None = None,
 ):
     """Builds MobileNet V3, layer for layer `keras.applications.MobileNetV3Small/Large`.
 
@@ -431,17 +394,13 @@ def MobileNetV3(
         alpha: width multiplier; block widths are ``make_divisible(filters * alpha)``, the stem
             stays at 16 and `conv_2` only grows, for alpha > 1.
         minimalistic: 3x3 kernels only, no squeeze-and-excitation, ReLU instead of hard-swish.
-        input_shape: (height, width, channels); height and width at least 16.
         num_classes: outputs of the `logits` classifier.
         include_top: add `conv_2` and the classifier; otherwise the output is the `conv_1`
             feature map, reduced by `pooling`.
-        pooling: None, "avg" or "max"; used only when ``include_top=False``.
-        classifier_activation: activation of `predictions` (None for logits).
         l2: L2 penalty on every convolution kernel, depthwise and SE kernels included.
         dropout: dropout rate before `logits` (keras' default 0.2).
-        preprocessing: a `Preprocess` mode to scale raw pixels inside the model (``"tf"`` for
-            ImageNet weights), or None.
         name: model name; defaults to ``mobilenetv3_{variant}``.
+        input_shape, pooling, classifier_activation, preprocessing: as in `MobileNetV1`.
 
     Returns:
         A `keras.Model`.
@@ -451,61 +410,61 @@ def MobileNetV3(
             smaller than 16x16, or a bad common argument.
     """
     name = name or f"mobilenetv3_{variant}"
-    shape = _common(name, input_shape, num_classes, include_top, pooling, l2, dropout)
-    if variant not in MOBILENET_V3_ROWS:
-        raise ValueError(
-            f"{name}: variant must be one of {sorted(MOBILENET_V3_ROWS)}. "
-            f"Received variant={variant!r}"
-        )
-    _check_alpha(name, alpha)
-    if minimalistic not in (True, False):
-        raise ValueError(
-            f"{name}: minimalistic must be True or False. Received minimalistic={minimalistic!r}"
-        )
-    rows = MOBILENET_V3_ROWS[variant]
-    if minimalistic:
-        # The "minimalistic" models of the TF-slim release (not in the paper), for hardware
-        # without fast 5x5 depthwise, SE or hard-swish kernels.
-        rows = [(3, t, c, None, s, "relu") for _, t, c, _, s, _ in rows]
     activation = "relu" if minimalistic else "hard_swish"
 
-    inputs, x = model_input(shape, preprocessing)
-    x = _conv(MOBILENET_V3_STEM, 3, strides=2, l2=l2, name="conv")(x)
-    x = layers.BatchNormalization(**BN_V2V3, name="conv_bn")(x)
-    x = _activation(activation, "conv_act")(x)
-    for block_id, (kernel_size, expansion, filters, se_ratio, stride, act) in enumerate(rows):
-        x = inverted_residual_block_v3(
-            x, kernel_size, expansion, make_divisible(filters * alpha), se_ratio, stride, act,
-            block_id=block_id, l2=l2,
-        )
-    x = _conv(make_divisible(x.shape[-1] * 6), 1, l2=l2, name="conv_1")(x)
-    x = layers.BatchNormalization(**BN_V2V3, name="conv_1_bn")(x)
-    x = _activation(activation, "conv_1_act")(x)
-    if include_top:
+    def check(_shape):
+        if variant not in MOBILENET_V3_ROWS:
+            raise ValueError(
+                f"{name}: variant must be one of {sorted(MOBILENET_V3_ROWS)}. "
+                f"Received variant={variant!r}"
+            )
+        _check_alpha(name, alpha)
+        if minimalistic not in (True, False):
+            raise ValueError(
+                f"{name}: minimalistic must be True or False. Received minimalistic={minimalistic!r}"
+            )
+
+    def body(x):
+        rows = MOBILENET_V3_ROWS[variant]
+        if minimalistic:
+            # The "minimalistic" models of the TF-slim release (not in the paper), for hardware
+            # without fast 5x5 depthwise, SE or hard-swish kernels.
+            rows = [(3, t, c, None, s, "relu") for _, t, c, _, s, _ in rows]
+        x = _conv(MOBILENET_V3_STEM, 3, strides=2, l2=l2, name="conv")(x)
+        x = layers.BatchNormalization(**BN_V2V3, name="conv_bn")(x)
+        x = _activation(activation, "conv_act")(x)
+        for block_id, (kernel_size, expansion, filters, se_ratio, stride, act) in enumerate(rows):
+            x = inverted_residual_block_v3(
+                x, kernel_size, expansion, make_divisible(filters * alpha), se_ratio, stride, act,
+                block_id=block_id, l2=l2,
+            )
+        x = _conv(make_divisible(x.shape[-1] * 6), 1, l2=l2, name="conv_1")(x)
+        x = layers.BatchNormalization(**BN_V2V3, name="conv_1_bn")(x)
+        return _activation(activation, "conv_1_act")(x)
+
+    def top(x, head):
         last_point = MOBILENET_V3_LAST_POINT[variant]
         if alpha > 1.0:
             last_point = make_divisible(last_point * alpha)
-        x = layers.GlobalAveragePooling2D(keepdims=True, name="avg_pool")(x)
-        x = _conv(last_point, 1, use_bias=True, l2=l2, name="conv_2")(x)
-        x = _activation(activation, "conv_2_act")(x)
-        if dropout:
-            x = layers.Dropout(dropout, name="dropout")(x)
-        x = _conv(num_classes, 1, use_bias=True, l2=l2, name="logits")(x)
-        x = layers.Flatten(name="flatten")(x)
-        x = layers.Activation(classifier_activation, name="predictions")(x)
-    else:
-        x = pooled_features(x, pooling)
-    return keras.Model(inputs, x, name=name)
+        return _conv_head(x, head, logits="logits", last=(last_point, activation))
+
+    return build_model(
+        name, body, Head(include_top, num_classes, pooling, dropout, classifier_activation, l2),
+        input_shape=input_shape, preprocessing=preprocessing, min_input_size=MIN_INPUT_SIZE,
+        check=check, top=top,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Registry: one line per variant.
 
-for _name, _family, _builder, _keras, _fixed in (
-    ("mobilenetv1", "mobilenet_v1", MobileNetV1, "MobileNet", {}),
-    ("mobilenetv2", "mobilenet_v2", MobileNetV2, "MobileNetV2", {}),
-    ("mobilenetv3_small", "mobilenet_v3", MobileNetV3, "MobileNetV3Small", {"variant": "small"}),
-    ("mobilenetv3_large", "mobilenet_v3", MobileNetV3, "MobileNetV3Large", {"variant": "large"}),
+# fine_tune_from: where fine-tuning a frozen ImageNet backbone starts, as in the keras.io
+# transfer guide (MobileNetV2: the last 3 of its 17 inverted residual blocks, and Conv_1).
+for _name, _family, _builder, _keras, _fine_tune_from, _fixed in (
+    ("mobilenetv1", "mobilenet_v1", MobileNetV1, "MobileNet", None, {}),
+    ("mobilenetv2", "mobilenet_v2", MobileNetV2, "MobileNetV2", "block_13_expand", {}),
+    ("mobilenetv3_small", "mobilenet_v3", MobileNetV3, "MobileNetV3Small", None, {"variant": "small"}),
+    ("mobilenetv3_large", "mobilenet_v3", MobileNetV3, "MobileNetV3Large", None, {"variant": "large"}),
 ):
     register_model(
         _name,
@@ -513,6 +472,7 @@ for _name, _family, _builder, _keras, _fixed in (
         min_input_size=MIN_INPUT_SIZE,
         preprocessing="tf",
         keras_application=_keras,
+        fine_tune_from=_fine_tune_from,
         **_fixed,
     )(_builder)
-del _name, _family, _builder, _keras, _fixed
+del _name, _family, _builder, _keras, _fine_tune_from, _fixed

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import keras
 
+from tfresnet.models.common import iter_layers
 from tfresnet.models.registry import create_model, get_model_spec, list_models
 
 __all__ = ["count_macs", "profile_model", "model_table"]
@@ -36,7 +37,7 @@ def count_macs(model: keras.Model) -> int:
             f"count_macs needs a fixed input size. Received input_shape={model.input_shape}"
         )
     total = 0
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in iter_layers(model):
         if isinstance(layer, keras.layers.DepthwiseConv2D):
             kh, kw = layer.kernel_size
             out = layer.output.shape

@@ -33,6 +33,8 @@ class ModelSpec:
         keras_application: name of the `keras.applications` constructor with the same
             architecture and layer names, or None.
         keras_application_kwargs: extra arguments that constructor needs to match (e.g. ``alpha``).
+        fine_tune_from: the first layer to unfreeze when fine-tuning a frozen ImageNet backbone
+            (`TrainConfig.fine_tune_layer` uses it when the config names none), or None.
     """
 
     name: str
@@ -44,6 +46,7 @@ class ModelSpec:
     preprocessing: str | None
     keras_application: str | None = None
     keras_application_kwargs: dict = dataclasses.field(default_factory=dict)
+    fine_tune_from: str | None = None
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -58,6 +61,7 @@ def register_model(
     preprocessing: str | None = "tf",
     keras_application: str | None = None,
     keras_application_kwargs: dict | None = None,
+    fine_tune_from: str | None = None,
     **fixed: Any,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Registers a named variant of a family builder; returns a decorator for the builder.
@@ -85,6 +89,7 @@ def register_model(
             preprocessing=preprocessing,
             keras_application=keras_application,
             keras_application_kwargs=dict(keras_application_kwargs or {}),
+            fine_tune_from=fine_tune_from,
         )
         return builder
 

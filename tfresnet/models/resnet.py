@@ -29,19 +29,12 @@ The basic-block variants (18, 34), which keras.applications lacks, use the same 
 
 from __future__ import annotations
 
-import contextvars
 import functools
 
 import keras
 from keras import layers, ops
 
-from tfresnet.models.common import (
-    check_common_args,
-    classifier_head,
-    drop_path_rates,
-    kernel_regularizer,
-    model_input,
-)
+from tfresnet.models.common import Head, build_model, drop_path_rates, kernel_regularizer
 from tfresnet.models.layers import StochasticDepth
 from tfresnet.models.registry import register_model
 
@@ -55,6 +48,7 @@ __all__ = [
     "basic_block_v2",
     "bottleneck_block_v1",
     "bottleneck_block_v2",
+    "stack_blocks",
     "stack_blocks_v1",
     "stack_blocks_v2",
 ]
@@ -78,6 +72,14 @@ V1_STAGE_STRIDES = (1, 2, 2, 2)
 V2_STAGE_STRIDES = (2, 2, 2, 1)
 SMALL_STAGE_STRIDES = (1, 2, 2)
 BN_EPSILON = 1.001e-5  # keras.applications' value; the ported Caffe/TF-slim weights expect it
+# Batch-norm moving-average momentum, the builders' `bn_momentum` default. keras.applications uses
+# 0.99, which is right for long ImageNet runs. Short runs from scratch need 0.9 (PyTorch's
+# default, and the original CIFAR ResNets'): with 0.99 the moving variance still carries ~7% of
+# its initial 1.0 after 250 steps, which, measured here on ResNet-20/MNIST, left training
+# accuracy at 99.9% and inference accuracy at chance. Momentum is not a weight, so it changes
+# nothing in weight transfer.
+IMAGENET_BN_MOMENTUM = 0.99
+SMALL_BN_MOMENTUM = 0.9
 
 # Every strided layer here is either preceded by zero padding or is a 1x1 conv/pool, so each one
 # maps a side of h pixels to ceil(h / 2) >= 1 and any input of at least one pixel builds and runs.
@@ -144,41 +146,14 @@ def _conv(x, filters, kernel_size, *, stride=1, padding="valid", use_bias, l2, n
     )(x)
 
 
-# Set by the builders for the duration of one build (see `_with_bn_momentum`), so the block
-# functions need not thread it through every call.
-_BN_MOMENTUM = contextvars.ContextVar("bn_momentum", default=0.99)
+def _bn(x, name, momentum):
+    return layers.BatchNormalization(axis=-1, epsilon=BN_EPSILON, momentum=momentum, name=name)(x)
 
 
-def _bn(x, name):
-    return layers.BatchNormalization(
-        axis=-1, epsilon=BN_EPSILON, momentum=_BN_MOMENTUM.get(), name=name
-    )(x)
-
-
-def _with_bn_momentum(default: float):
-    """Adds a `bn_momentum` argument to a builder: the batch-norm moving-average momentum.
-
-    keras.applications uses 0.99, which is right for long ImageNet runs. Short runs from scratch
-    need 0.9 (PyTorch's default, and the original CIFAR ResNets'): with 0.99 the moving
-    variance still carries ~7% of its initial 1.0 after 250 steps, which, measured here on
-    ResNet-20/MNIST, left training accuracy at 99.9% and inference accuracy at chance.
-    Momentum is not a weight, so this changes nothing in weight transfer.
-    """
-
-    def wrap(builder):
-        @functools.wraps(builder)
-        def build(*, bn_momentum: float = default, **kwargs):
-            if not isinstance(bn_momentum, (int, float)) or not 0.0 <= bn_momentum < 1.0:
-                raise ValueError(f"bn_momentum must be in [0, 1). Received bn_momentum={bn_momentum!r}")
-            token = _BN_MOMENTUM.set(float(bn_momentum))
-            try:
-                return builder(**kwargs)
-            finally:
-                _BN_MOMENTUM.reset(token)
-
-        return build
-
-    return wrap
+def _bn_relu(x, prefix, momentum):
+    """Batch norm `{prefix}_bn`, then ReLU `{prefix}_relu`."""
+    x = _bn(x, f"{prefix}_bn", momentum)
+    return layers.Activation("relu", name=f"{prefix}_relu")(x)
 
 
 def _conv3x3(x, filters, *, stride, use_bias, l2, name):
@@ -192,7 +167,9 @@ def _conv3x3(x, filters, *, stride, use_bias, l2, name):
     return _conv(x, filters, 3, stride=stride, use_bias=use_bias, l2=l2, name=f"{name}_conv")
 
 
-def _shortcut_v1(x, out_channels, *, stride, shortcut, use_bias, l2, name):
+
+
+def _shortcut_v1(x, out_channels, *, stride, shortcut, use_bias, l2, bn_momentum, name):
     """The shortcut branch of a v1 block, or None for a plain block."""
     if shortcut is None:
         return None
@@ -202,7 +179,7 @@ def _shortcut_v1(x, out_channels, *, stride, shortcut, use_bias, l2, name):
         x = _conv(
             x, out_channels, 1, stride=stride, use_bias=use_bias, l2=l2, name=f"{name}_0_conv"
         )
-        return _bn(x, f"{name}_0_bn")
+        return _bn(x, f"{name}_0_bn", bn_momentum)
     if shortcut == "zero_pad":
         return ZeroPadShortcut(out_channels, stride, name=f"{name}_0_pad")(x)
     raise ValueError(
@@ -219,7 +196,8 @@ def _merge_v1(residual, shortcut, *, drop_rate, name):
 
 
 def basic_block_v1(
-    x, filters, *, stride=1, shortcut="projection", use_bias=True, l2=0.0, drop_rate=None, name
+    x, filters, *, stride=1, shortcut="projection", use_bias=True, l2=0.0, drop_rate=None,
+    bn_momentum=IMAGENET_BN_MOMENTUM, name,
 ):
     """Two 3x3 convs with batch norm, added to the shortcut, then ReLU (He et al. 2015, Fig. 2).
 
@@ -234,24 +212,24 @@ def basic_block_v1(
         l2: L2 penalty on every conv kernel.
         drop_rate: stochastic-depth rate of the residual branch, or None for no
             `{name}_drop_path` layer.
+        bn_momentum: moving-average momentum of every batch norm.
         name: block prefix, e.g. ``"conv3_block1"``.
 
     Returns:
         The block's output tensor, from the layer `{name}_out`.
     """
-    sc = _shortcut_v1(
-        x, filters, stride=stride, shortcut=shortcut, use_bias=use_bias, l2=l2, name=name
-    )
+    sc = _shortcut_v1(x, filters, stride=stride, shortcut=shortcut, use_bias=use_bias, l2=l2,
+                      bn_momentum=bn_momentum, name=name)
     x = _conv3x3(x, filters, stride=stride, use_bias=use_bias, l2=l2, name=f"{name}_1")
-    x = _bn(x, f"{name}_1_bn")
-    x = layers.Activation("relu", name=f"{name}_1_relu")(x)
+    x = _bn_relu(x, f"{name}_1", bn_momentum)
     x = _conv3x3(x, filters, stride=1, use_bias=use_bias, l2=l2, name=f"{name}_2")
-    x = _bn(x, f"{name}_2_bn")
+    x = _bn(x, f"{name}_2_bn", bn_momentum)
     return _merge_v1(x, sc, drop_rate=drop_rate, name=name)
 
 
 def bottleneck_block_v1(
-    x, filters, *, stride=1, shortcut="projection", use_bias=True, l2=0.0, drop_rate=None, name
+    x, filters, *, stride=1, shortcut="projection", use_bias=True, l2=0.0, drop_rate=None,
+    bn_momentum=IMAGENET_BN_MOMENTUM, name,
 ):
     """1x1, 3x3, 1x1 convs with batch norm, 4x expansion; keras' `residual_block_v1`.
 
@@ -260,34 +238,26 @@ def bottleneck_block_v1(
         filters: channels of the bottleneck; the block outputs ``4 * filters``.
         stride: stride of the first 1x1 conv and of the projection shortcut.
         shortcut: ``"projection"``, ``"zero_pad"`` or None, as in `basic_block_v1`.
-        use_bias: whether the convs have biases (keras.applications' v1 convs do).
-        l2: L2 penalty on every conv kernel.
-        drop_rate: stochastic-depth rate of the residual branch, or None for no
-            `{name}_drop_path` layer.
-        name: block prefix, e.g. ``"conv3_block1"``.
+        use_bias, l2, drop_rate, bn_momentum, name: as in `basic_block_v1`.
 
     Returns:
         The block's output tensor, from the layer `{name}_out`.
     """
     out_channels = EXPANSION["bottleneck"] * filters
-    sc = _shortcut_v1(
-        x, out_channels, stride=stride, shortcut=shortcut, use_bias=use_bias, l2=l2, name=name
-    )
+    sc = _shortcut_v1(x, out_channels, stride=stride, shortcut=shortcut, use_bias=use_bias, l2=l2,
+                      bn_momentum=bn_momentum, name=name)
     x = _conv(x, filters, 1, stride=stride, use_bias=use_bias, l2=l2, name=f"{name}_1_conv")
-    x = _bn(x, f"{name}_1_bn")
-    x = layers.Activation("relu", name=f"{name}_1_relu")(x)
+    x = _bn_relu(x, f"{name}_1", bn_momentum)
     x = _conv(x, filters, 3, padding="same", use_bias=use_bias, l2=l2, name=f"{name}_2_conv")
-    x = _bn(x, f"{name}_2_bn")
-    x = layers.Activation("relu", name=f"{name}_2_relu")(x)
+    x = _bn_relu(x, f"{name}_2", bn_momentum)
     x = _conv(x, out_channels, 1, use_bias=use_bias, l2=l2, name=f"{name}_3_conv")
-    x = _bn(x, f"{name}_3_bn")
+    x = _bn(x, f"{name}_3_bn", bn_momentum)
     return _merge_v1(x, sc, drop_rate=drop_rate, name=name)
 
 
-def _preact_and_shortcut(x, out_channels, *, stride, l2, name):
+def _preact_and_shortcut(x, out_channels, *, stride, l2, bn_momentum, name):
     """The pre-activation of a v2 block and its shortcut, as keras' `residual_block_v2` has them."""
-    preact = _bn(x, f"{name}_preact_bn")
-    preact = layers.Activation("relu", name=f"{name}_preact_relu")(preact)
+    preact = _bn_relu(x, f"{name}_preact", bn_momentum)
     if x.shape[-1] != out_channels:
         # Projecting the pre-activation, not x, is keras' (and the paper's Fig. 4) choice.
         shortcut = _conv(
@@ -306,7 +276,9 @@ def _merge_v2(residual, shortcut, *, drop_rate, name):
     return layers.Add(name=f"{name}_out")([shortcut, residual])
 
 
-def basic_block_v2(x, filters, *, stride=1, l2=0.0, drop_rate=None, name):
+def basic_block_v2(
+    x, filters, *, stride=1, l2=0.0, drop_rate=None, bn_momentum=IMAGENET_BN_MOMENTUM, name
+):
     """Pre-activation basic block: BN, ReLU, 3x3 conv, BN, ReLU, 3x3 conv (He et al. 2016).
 
     Follows keras' bias rule for v2: a conv has a bias only where no batch norm follows it
@@ -316,128 +288,82 @@ def basic_block_v2(x, filters, *, stride=1, l2=0.0, drop_rate=None, name):
         x: input tensor (channels last).
         filters: output channels of both convs and of the block.
         stride: stride of the first 3x3 conv (and of the shortcut).
-        l2: L2 penalty on every conv kernel.
-        drop_rate: stochastic-depth rate of the residual branch, or None for no
-            `{name}_drop_path` layer.
-        name: block prefix, e.g. ``"conv3_block2"``.
+        l2, drop_rate, bn_momentum, name: as in `basic_block_v1`.
 
     Returns:
         The block's output tensor, from the layer `{name}_out`.
     """
-    preact, sc = _preact_and_shortcut(x, filters, stride=stride, l2=l2, name=name)
+    preact, sc = _preact_and_shortcut(x, filters, stride=stride, l2=l2, bn_momentum=bn_momentum,
+                                      name=name)
     x = _conv3x3(preact, filters, stride=stride, use_bias=False, l2=l2, name=f"{name}_1")
-    x = _bn(x, f"{name}_1_bn")
-    x = layers.Activation("relu", name=f"{name}_1_relu")(x)
+    x = _bn_relu(x, f"{name}_1", bn_momentum)
     x = _conv3x3(x, filters, stride=1, use_bias=True, l2=l2, name=f"{name}_2")
     return _merge_v2(x, sc, drop_rate=drop_rate, name=name)
 
 
-def bottleneck_block_v2(x, filters, *, stride=1, l2=0.0, drop_rate=None, name):
+def bottleneck_block_v2(
+    x, filters, *, stride=1, l2=0.0, drop_rate=None, bn_momentum=IMAGENET_BN_MOMENTUM, name
+):
     """Pre-activation bottleneck, 4x expansion; keras' `residual_block_v2` (He et al. 2016).
 
     Args:
         x: input tensor (channels last).
         filters: channels of the bottleneck; the block outputs ``4 * filters``.
         stride: stride of the 3x3 conv (and of the shortcut).
-        l2: L2 penalty on every conv kernel.
-        drop_rate: stochastic-depth rate of the residual branch, or None for no
-            `{name}_drop_path` layer.
-        name: block prefix, e.g. ``"conv3_block2"``.
+        l2, drop_rate, bn_momentum, name: as in `basic_block_v1`.
 
     Returns:
         The block's output tensor, from the layer `{name}_out`.
     """
     out_channels = EXPANSION["bottleneck"] * filters
-    preact, sc = _preact_and_shortcut(x, out_channels, stride=stride, l2=l2, name=name)
+    preact, sc = _preact_and_shortcut(x, out_channels, stride=stride, l2=l2,
+                                      bn_momentum=bn_momentum, name=name)
     x = _conv(preact, filters, 1, use_bias=False, l2=l2, name=f"{name}_1_conv")
-    x = _bn(x, f"{name}_1_bn")
-    x = layers.Activation("relu", name=f"{name}_1_relu")(x)
+    x = _bn_relu(x, f"{name}_1", bn_momentum)
     # keras pads explicitly even at stride 1; kept so the layer lists match exactly.
     x = layers.ZeroPadding2D(1, name=f"{name}_2_pad")(x)
     x = _conv(x, filters, 3, stride=stride, use_bias=False, l2=l2, name=f"{name}_2_conv")
-    x = _bn(x, f"{name}_2_bn")
-    x = layers.Activation("relu", name=f"{name}_2_relu")(x)
+    x = _bn_relu(x, f"{name}_2", bn_momentum)
     x = _conv(x, out_channels, 1, use_bias=True, l2=l2, name=f"{name}_3_conv")
     return _merge_v2(x, sc, drop_rate=drop_rate, name=name)
 
 
-def stack_blocks_v1(
-    x, block_fn, filters, blocks, *, stride, shortcut, use_bias, l2, drop_rates, name
-):
-    """One v1 stage: `blocks` blocks named `{name}_block1...`, the first one strided.
+def stack_blocks(x, block_fn, filters, blocks, *, stride, strided_block, drop_rates, name,
+                 **block_args):
+    """One stage: `blocks` blocks named `{name}_block1...`, one of them strided.
+
+    v1 strides the first block (``strided_block=0``), v2 the last one (``strided_block=-1``), as
+    keras' `stack_residual_blocks_v1` and `stack_residual_blocks_v2` do.
 
     Args:
         x: input tensor.
-        block_fn: `basic_block_v1` or `bottleneck_block_v1`.
+        block_fn: one of `basic_block_v1`, `bottleneck_block_v1`, `basic_block_v2`,
+            `bottleneck_block_v2`.
         filters: the blocks' `filters`.
         blocks: number of blocks.
-        stride: stride of the first block.
-        shortcut: the blocks' `shortcut` (None for a plain stage).
-        use_bias: whether the convs have biases.
-        l2: L2 penalty on every conv kernel.
+        stride: stride of the strided block.
+        strided_block: index of the strided block (negative counts from the end).
         drop_rates: one stochastic-depth rate (or None) per block.
         name: stage prefix, e.g. ``"conv3"``.
+        **block_args: the blocks' other arguments (`l2`, `bn_momentum`, and for v1 `shortcut`
+            and `use_bias`).
 
     Returns:
         The stage's output tensor.
     """
+    strided = strided_block % blocks
     for i in range(blocks):
-        x = block_fn(
-            x,
-            filters,
-            stride=stride if i == 0 else 1,
-            shortcut=shortcut,
-            use_bias=use_bias,
-            l2=l2,
-            drop_rate=drop_rates[i],
-            name=f"{name}_block{i + 1}",
-        )
+        x = block_fn(x, filters, stride=stride if i == strided else 1, drop_rate=drop_rates[i],
+                     name=f"{name}_block{i + 1}", **block_args)
     return x
 
 
-def stack_blocks_v2(x, block_fn, filters, blocks, *, stride, l2, drop_rates, name):
-    """One v2 stage, strided in its LAST block as keras' `stack_residual_blocks_v2` is.
-
-    Args:
-        x: input tensor.
-        block_fn: `basic_block_v2` or `bottleneck_block_v2`.
-        filters: the blocks' `filters`.
-        blocks: number of blocks.
-        stride: stride of the last block.
-        l2: L2 penalty on every conv kernel.
-        drop_rates: one stochastic-depth rate (or None) per block.
-        name: stage prefix, e.g. ``"conv3"``.
-
-    Returns:
-        The stage's output tensor.
-    """
-    for i in range(blocks):
-        x = block_fn(
-            x,
-            filters,
-            stride=stride if i == blocks - 1 else 1,
-            l2=l2,
-            drop_rate=drop_rates[i],
-            name=f"{name}_block{i + 1}",
-        )
-    return x
+stack_blocks_v1 = functools.partial(stack_blocks, strided_block=0)
+stack_blocks_v2 = functools.partial(stack_blocks, strided_block=-1)
 
 
 _BLOCKS_V1 = {"basic": basic_block_v1, "bottleneck": bottleneck_block_v1}
 _BLOCKS_V2 = {"basic": basic_block_v2, "bottleneck": bottleneck_block_v2}
-
-
-def _check_depth(name, depth, table):
-    if depth not in table:
-        raise ValueError(f"{name}: depth must be one of {sorted(table)}. Received depth={depth!r}")
-
-
-def _check_plain(name, shortcut, drop_path):
-    if not shortcut and drop_path:
-        raise ValueError(
-            f"{name}: drop_path drops residual branches, and a plain network (shortcut=False) "
-            f"has none; use dropout instead. Received drop_path={drop_path!r}"
-        )
 
 
 def _rates_per_stage(drop_path, stage_blocks):
@@ -450,21 +376,80 @@ def _rates_per_stage(drop_path, stage_blocks):
     return [rates[s : s + b] for s, b in zip(starts, stage_blocks)]
 
 
-@_with_bn_momentum(0.99)
+def _stages(x, block_fn, stage_blocks, *, filters, strides, drop_path, **block_args):
+    """Stages conv2, conv3, ...: one `stack_blocks` per stage with its filters, stride and rates."""
+    rates = _rates_per_stage(drop_path, stage_blocks)
+    for stage, (width, blocks, stride, stage_rates) in enumerate(
+        zip(filters, stage_blocks, strides, rates), start=2
+    ):
+        x = stack_blocks(x, block_fn, width, blocks, stride=stride, drop_rates=stage_rates,
+                         name=f"conv{stage}", **block_args)
+    return x
+
+
+def _imagenet_body(x, *, depth, preact, shortcut, l2, drop_path, bn_momentum):
+    """The 7x7 stem, its max-pool and stages conv2-conv5 (and `post_bn`/`post_relu` for v2)."""
+    block, stage_blocks = RESNET_DEPTHS[depth]
+    x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
+    # v2 leaves the stem conv un-normalised: the first block's preact_bn normalises its output.
+    x = _conv(x, 64, 7, stride=2, use_bias=True, l2=l2, name="conv1_conv")
+    if not preact:
+        x = _bn_relu(x, "conv1", bn_momentum)
+    x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
+    x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+    common = {"filters": IMAGENET_STAGE_FILTERS, "drop_path": drop_path, "l2": l2,
+              "bn_momentum": bn_momentum}
+    if preact:
+        x = _stages(x, _BLOCKS_V2[block], stage_blocks, strides=V2_STAGE_STRIDES,
+                    strided_block=-1, **common)
+        return _bn_relu(x, "post", bn_momentum)
+    return _stages(x, _BLOCKS_V1[block], stage_blocks, strides=V1_STAGE_STRIDES, strided_block=0,
+                   shortcut="projection" if shortcut else None, use_bias=True, **common)
+
+
+def _small_body(x, *, depth, shortcut, l2, drop_path, bn_momentum):
+    """The 3x3 16-filter stem and three stages of n basic blocks (section 4.2)."""
+    x = _conv3x3(x, SMALL_STAGE_FILTERS[0], stride=1, use_bias=False, l2=l2, name="conv1")
+    x = _bn_relu(x, "conv1", bn_momentum)
+    stage_blocks = (SMALL_RESNET_DEPTHS[depth],) * len(SMALL_STAGE_FILTERS)
+    return _stages(x, basic_block_v1, stage_blocks, filters=SMALL_STAGE_FILTERS,
+                   strides=SMALL_STAGE_STRIDES, strided_block=0, drop_path=drop_path,
+                   shortcut="zero_pad" if shortcut else None, use_bias=False, l2=l2,
+                   bn_momentum=bn_momentum)
+
+
+def _build_resnet(name, table, body, head, *, preprocessing, input_shape, check=None, **body_args):
+    """`build_model` with the checks both ResNet builders share; `body_args` go to `body`."""
+    depth, shortcut = body_args["depth"], body_args["shortcut"]
+    drop_path, bn_momentum = body_args["drop_path"], body_args["bn_momentum"]
+
+    def checks(_shape):
+        if not isinstance(bn_momentum, (int, float)) or not 0.0 <= bn_momentum < 1.0:
+            raise ValueError(f"bn_momentum must be in [0, 1). Received bn_momentum={bn_momentum!r}")
+        if depth not in table:
+            raise ValueError(
+                f"{name}: depth must be one of {sorted(table)}. Received depth={depth!r}"
+            )
+        if not shortcut and drop_path:
+            raise ValueError(
+                f"{name}: drop_path drops residual branches, and a plain network (shortcut=False) "
+                f"has none; use dropout instead. Received drop_path={drop_path!r}"
+            )
+        if check is not None:
+            check()
+
+    return build_model(
+        name, lambda x: body(x, **body_args), head, input_shape=input_shape,
+        preprocessing=preprocessing, min_input_size=MIN_INPUT_SIZE, drop_path=drop_path,
+        check=checks,
+    )
+
+
 def ResNet(
-    *,
-    depth: int,
-    preact: bool = False,
-    shortcut: bool = True,
-    input_shape=(224, 224, 3),
-    num_classes: int = 1000,
-    include_top: bool = True,
-    pooling=None,
-    classifier_activation="softmax",
-    l2: float = 0.0,
-    dropout: float = 0.0,
-    drop_path: float = 0.0,
-    preprocessing: str | None = None,
+    *, depth: int, preact: bool = False, shortcut: bool = True,
+    bn_momentum: float = IMAGENET_BN_MOMENTUM, input_shape=(224, 224, 3), num_classes: int = 1000,
+    include_top: bool = True, pooling=None, classifier_activation="softmax", l2: float = 0.0,
+    dropout: float = 0.0, drop_path: float = 0.0, preprocessing: str | None = None,
     name: str | None = None,
 ):
     """An ImageNet ResNet (He et al. 2015, Table 1), v1 or pre-activation v2, or its plain twin.
@@ -476,6 +461,7 @@ def ResNet(
         preact: False for v1 (He et al. 2015), True for the pre-activation v2 (He et al. 2016).
         shortcut: False gives the plain network of the paper: the same v1 layers, names and
             strides with no shortcut, projection or addition.
+        bn_momentum: batch-norm moving-average momentum, in [0, 1) (see `IMAGENET_BN_MOMENTUM`).
         input_shape: (height, width, channels); height and width may be None.
         num_classes: size of the classifier when `include_top`.
         include_top: whether to end with global average pooling and the `predictions` layer.
@@ -485,7 +471,6 @@ def ResNet(
         dropout: dropout rate before the classifier.
         drop_path: stochastic-depth rate of the last block, rising linearly from 0 at the first.
         preprocessing: input scaling mode applied inside the model, or None for none.
-        bn_momentum: batch-norm moving-average momentum (see `_with_bn_momentum`).
         name: model name; defaults to the registry name (``"resnet50"``, ``"resnet50v2"``,
             ``"plain50"``).
 
@@ -498,97 +483,27 @@ def ResNet(
     """
     if name is None:
         name = f"plain{depth}" if not shortcut else f"resnet{depth}{'v2' if preact else ''}"
-    input_shape = check_common_args(
-        name=name,
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        l2=l2,
-        dropout=dropout,
-        drop_path=drop_path,
-        min_input_size=MIN_INPUT_SIZE,
-    )
-    _check_depth(name, depth, RESNET_DEPTHS)
-    _check_plain(name, shortcut, drop_path)
-    if preact and not shortcut:
-        raise ValueError(
-            f"{name}: plain networks are v1 networks without shortcuts; there is no plain "
-            f"pre-activation network. Received preact={preact!r}, shortcut={shortcut!r}"
-        )
-    block, stage_blocks = RESNET_DEPTHS[depth]
-    stage_rates = _rates_per_stage(drop_path, stage_blocks)
 
-    inputs, x = model_input(input_shape, preprocessing)
-    x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
-    # v2 leaves the stem conv un-normalised: the first block's preact_bn normalises its output.
-    x = _conv(x, 64, 7, stride=2, use_bias=True, l2=l2, name="conv1_conv")
-    if not preact:
-        x = _bn(x, "conv1_bn")
-        x = layers.Activation("relu", name="conv1_relu")(x)
-    x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
-    x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
-
-    if preact:
-        for stage, (filters, blocks, stride, rates) in enumerate(
-            zip(IMAGENET_STAGE_FILTERS, stage_blocks, V2_STAGE_STRIDES, stage_rates), start=2
-        ):
-            x = stack_blocks_v2(
-                x,
-                _BLOCKS_V2[block],
-                filters,
-                blocks,
-                stride=stride,
-                l2=l2,
-                drop_rates=rates,
-                name=f"conv{stage}",
-            )
-        x = _bn(x, "post_bn")
-        x = layers.Activation("relu", name="post_relu")(x)
-    else:
-        for stage, (filters, blocks, stride, rates) in enumerate(
-            zip(IMAGENET_STAGE_FILTERS, stage_blocks, V1_STAGE_STRIDES, stage_rates), start=2
-        ):
-            x = stack_blocks_v1(
-                x,
-                _BLOCKS_V1[block],
-                filters,
-                blocks,
-                stride=stride,
-                shortcut="projection" if shortcut else None,
-                use_bias=True,
-                l2=l2,
-                drop_rates=rates,
-                name=f"conv{stage}",
+    def check():
+        if preact and not shortcut:
+            raise ValueError(
+                f"{name}: plain networks are v1 networks without shortcuts; there is no plain "
+                f"pre-activation network. Received preact={preact!r}, shortcut={shortcut!r}"
             )
 
-    x = classifier_head(
-        x,
-        include_top=include_top,
-        num_classes=num_classes,
-        pooling=pooling,
-        dropout=dropout,
-        classifier_activation=classifier_activation,
-        l2=l2,
+    head = Head(include_top, num_classes, pooling, dropout, classifier_activation, l2)
+    return _build_resnet(
+        name, RESNET_DEPTHS, _imagenet_body, head, preprocessing=preprocessing,
+        input_shape=input_shape, check=check, depth=depth, preact=preact, shortcut=shortcut, l2=l2,
+        drop_path=drop_path, bn_momentum=bn_momentum,
     )
-    return keras.Model(inputs, x, name=name)
 
 
-@_with_bn_momentum(0.9)
 def SmallResNet(
-    *,
-    depth: int,
-    shortcut: bool = True,
-    input_shape=(32, 32, 3),
-    num_classes: int = 10,
-    include_top: bool = True,
-    pooling=None,
-    classifier_activation="softmax",
-    l2: float = 0.0,
-    dropout: float = 0.0,
-    drop_path: float = 0.0,
-    preprocessing: str | None = None,
-    name: str | None = None,
+    *, depth: int, shortcut: bool = True, bn_momentum: float = SMALL_BN_MOMENTUM,
+    input_shape=(32, 32, 3), num_classes: int = 10, include_top: bool = True, pooling=None,
+    classifier_activation="softmax", l2: float = 0.0, dropout: float = 0.0, drop_path: float = 0.0,
+    preprocessing: str | None = None, name: str | None = None,
 ):
     """A 6n+2-layer ResNet for small images (He et al. 2015, section 4.2), or its plain twin.
 
@@ -601,17 +516,10 @@ def SmallResNet(
     Args:
         depth: a key of `SMALL_RESNET_DEPTHS`: 20, 32, 44, 56 or 110.
         shortcut: False gives the plain network: the same layers and names with no shortcut.
-        input_shape: (height, width, channels); height and width may be None.
-        num_classes: size of the classifier when `include_top`.
-        include_top: whether to end with global average pooling and the `predictions` layer.
-        pooling: None, ``"avg"`` or ``"max"``: the pooling when `include_top` is False.
-        classifier_activation: activation of `predictions` (None for logits).
-        l2: L2 penalty on every conv and dense kernel.
-        dropout: dropout rate before the classifier.
-        drop_path: stochastic-depth rate of the last block, rising linearly from 0 at the first.
-        preprocessing: input scaling mode applied inside the model, or None for none.
-        bn_momentum: batch-norm moving-average momentum (see `_with_bn_momentum`).
+        bn_momentum: batch-norm moving-average momentum, in [0, 1) (see `SMALL_BN_MOMENTUM`).
         name: model name; defaults to ``"resnet{depth}"`` or ``"plain{depth}"``.
+        input_shape, num_classes, include_top, pooling, classifier_activation, l2, dropout,
+            drop_path, preprocessing: as in `ResNet`.
 
     Returns:
         A `keras.Model`.
@@ -622,51 +530,18 @@ def SmallResNet(
     """
     if name is None:
         name = f"{'resnet' if shortcut else 'plain'}{depth}"
-    input_shape = check_common_args(
-        name=name,
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        l2=l2,
-        dropout=dropout,
-        drop_path=drop_path,
-        min_input_size=MIN_INPUT_SIZE,
+    head = Head(include_top, num_classes, pooling, dropout, classifier_activation, l2)
+    return _build_resnet(
+        name, SMALL_RESNET_DEPTHS, _small_body, head, preprocessing=preprocessing,
+        input_shape=input_shape, depth=depth, shortcut=shortcut, l2=l2, drop_path=drop_path,
+        bn_momentum=bn_momentum,
     )
-    _check_depth(name, depth, SMALL_RESNET_DEPTHS)
-    _check_plain(name, shortcut, drop_path)
-    stage_blocks = (SMALL_RESNET_DEPTHS[depth],) * len(SMALL_STAGE_FILTERS)
-    stage_rates = _rates_per_stage(drop_path, stage_blocks)
 
-    inputs, x = model_input(input_shape, preprocessing)
-    x = _conv3x3(x, SMALL_STAGE_FILTERS[0], stride=1, use_bias=False, l2=l2, name="conv1")
-    x = _bn(x, "conv1_bn")
-    x = layers.Activation("relu", name="conv1_relu")(x)
-    for stage, (filters, blocks, stride, rates) in enumerate(
-        zip(SMALL_STAGE_FILTERS, stage_blocks, SMALL_STAGE_STRIDES, stage_rates), start=2
-    ):
-        x = stack_blocks_v1(
-            x,
-            basic_block_v1,
-            filters,
-            blocks,
-            stride=stride,
-            shortcut="zero_pad" if shortcut else None,
-            use_bias=False,
-            l2=l2,
-            drop_rates=rates,
-            name=f"conv{stage}",
-        )
-    x = classifier_head(
-        x,
-        include_top=include_top,
-        num_classes=num_classes,
-        pooling=pooling,
-        dropout=dropout,
-        classifier_activation=classifier_activation,
-        l2=l2,
-    )
-    return keras.Model(inputs, x, name=name)
+
+# Where fine-tuning a frozen ImageNet backbone starts: the last stage, as in the keras.io
+# transfer guide (`ModelSpec.fine_tune_from`). Set for the backbones the transfer recipes were
+# written for; a model without one unfreezes its whole backbone unless the config names a layer.
+FINE_TUNE_FROM = {"resnet50": "conv5_block1_1_conv", "resnet50v2": "conv5_block1_preact_bn"}
 
 
 def _register(name, builder, family, preprocessing, keras_application=None, **fixed):
@@ -678,6 +553,7 @@ def _register(name, builder, family, preprocessing, keras_application=None, **fi
         min_input_size=MIN_INPUT_SIZE,
         preprocessing=preprocessing,
         keras_application=keras_application,
+        fine_tune_from=FINE_TUNE_FROM.get(name),
         **fixed,
     )(builder)
 

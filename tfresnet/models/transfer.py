@@ -19,6 +19,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from tfresnet.models.common import iter_layers
+
 __all__ = ["load_keras_applications_weights", "load_weights", "TransferReport"]
 
 # Bounds a download that a dead network would otherwise let hang.
@@ -37,7 +39,7 @@ class TransferReport(dict):
 
 def _weighted_layers(model: keras.Model) -> dict[str, keras.layers.Layer]:
     found = {}
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in iter_layers(model):
         if layer.weights and not isinstance(layer, keras.Model):
             found[layer.name] = layer
     return found
@@ -155,9 +157,12 @@ def load_keras_applications_weights(
     if isinstance(source, keras.Model):
         return _copy_by_name(source, model)
     if application is None:
-        from tfresnet.models.registry import _REGISTRY
+        from tfresnet.models.registry import get_model_spec
 
-        spec = _REGISTRY.get(model.name)
+        try:
+            spec = get_model_spec(model.name)
+        except ValueError:  # not a registry name: the caller must say which application
+            spec = None
         application = spec.keras_application if spec else None
         if spec:
             application_kwargs = {**spec.keras_application_kwargs, **application_kwargs}

@@ -10,16 +10,9 @@ torchvision's ``vgg*_bn`` do.
 
 from __future__ import annotations
 
-import keras
 from keras import layers
 
-from tfresnet.models.common import (
-    check_common_args,
-    classifier_head,
-    kernel_regularizer,
-    model_input,
-    pooled_features,
-)
+from tfresnet.models.common import Head, build_model, classifier_head, kernel_regularizer, predictions
 from tfresnet.models.registry import register_model
 
 __all__ = ["VGG", "VGG_CONFIGS", "VGG_HEADS"]
@@ -73,37 +66,24 @@ def vgg_stages(x, config, *, batch_norm: bool, l2: float):
     return x
 
 
-def _fc_head(x, *, num_classes, dropout, classifier_activation, l2):
+def _fc_head(x, head: Head):
+    """Flatten -> `fc1` -> `fc2` (4096 wide, ReLU) -> `predictions`, as keras.applications' VGG."""
     # Section 3.1: the two 4096-wide layers are regularised by dropout (0.5 in the paper).
     x = layers.Flatten(name="flatten")(x)
     for fc in ("fc1", "fc2"):
         x = layers.Dense(
-            FC_UNITS, activation="relu", kernel_regularizer=kernel_regularizer(l2), name=fc
+            FC_UNITS, activation="relu", kernel_regularizer=kernel_regularizer(head.l2), name=fc
         )(x)
-        if dropout:
-            x = layers.Dropout(dropout, name=f"{fc}_dropout")(x)
-    return layers.Dense(
-        num_classes,
-        activation=classifier_activation,
-        kernel_regularizer=kernel_regularizer(l2),
-        name="predictions",
-    )(x)
+        if head.dropout:
+            x = layers.Dropout(head.dropout, name=f"{fc}_dropout")(x)
+    return predictions(x, head)
 
 
 def VGG(
-    *,
-    depth: int,
-    batch_norm: bool = False,
-    head: str = "fc",
-    input_shape=(224, 224, 3),
-    num_classes: int = 1000,
-    include_top: bool = True,
-    pooling=None,
-    classifier_activation="softmax",
-    l2: float = 0.0,
-    dropout: float = 0.0,
-    preprocessing: str | None = None,
-    name: str | None = None,
+    *, depth: int, batch_norm: bool = False, head: str = "fc", input_shape=(224, 224, 3),
+    num_classes: int = 1000, include_top: bool = True, pooling=None,
+    classifier_activation="softmax", l2: float = 0.0, dropout: float = 0.0,
+    preprocessing: str | None = None, name: str | None = None,
 ):
     """Builds a VGG network.
 
@@ -140,45 +120,26 @@ def VGG(
             with an unknown input size, or a bad common argument.
     """
     name = name or f"vgg{depth}{'_bn' if batch_norm else ''}"
-    shape = check_common_args(
-        name=name,
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        l2=l2,
-        dropout=dropout,
-        min_input_size=MIN_INPUT_SIZE,
+
+    def check(shape):
+        if depth not in VGG_CONFIGS:
+            raise ValueError(
+                f"{name}: depth must be one of {sorted(VGG_CONFIGS)}. Received depth={depth!r}"
+            )
+        if head not in VGG_HEADS:
+            raise ValueError(f"{name}: head must be one of {VGG_HEADS}. Received head={head!r}")
+        if include_top and head == "fc" and None in shape[:2]:
+            raise ValueError(
+                f"{name}: head='fc' flattens the last feature map, so it needs a fixed input "
+                f"size; use head='avg' for variable sizes. Received input_shape={input_shape}"
+            )
+
+    return build_model(
+        name, lambda x: vgg_stages(x, VGG_CONFIGS[depth], batch_norm=batch_norm, l2=l2),
+        Head(include_top, num_classes, pooling, dropout, classifier_activation, l2),
+        input_shape=input_shape, preprocessing=preprocessing, min_input_size=MIN_INPUT_SIZE,
+        check=check, top=_fc_head if head == "fc" else classifier_head,
     )
-    if depth not in VGG_CONFIGS:
-        raise ValueError(
-            f"{name}: depth must be one of {sorted(VGG_CONFIGS)}. Received depth={depth!r}"
-        )
-    if head not in VGG_HEADS:
-        raise ValueError(f"{name}: head must be one of {VGG_HEADS}. Received head={head!r}")
-    if include_top and head == "fc" and None in shape[:2]:
-        raise ValueError(
-            f"{name}: head='fc' flattens the last feature map, so it needs a fixed input size; "
-            f"use head='avg' for variable sizes. Received input_shape={input_shape}"
-        )
-
-    inputs, x = model_input(shape, preprocessing)
-    x = vgg_stages(x, VGG_CONFIGS[depth], batch_norm=batch_norm, l2=l2)
-    if include_top and head == "fc":
-        x = _fc_head(
-            x, num_classes=num_classes, dropout=dropout,
-            classifier_activation=classifier_activation, l2=l2,
-        )
-    elif include_top:
-        x = classifier_head(
-            x, include_top=True, num_classes=num_classes, pooling=pooling, dropout=dropout,
-            classifier_activation=classifier_activation, l2=l2,
-        )
-    else:
-        x = pooled_features(x, pooling)
-
-    return keras.Model(inputs, x, name=name)
-
 
 for _depth in VGG_CONFIGS:
     for _bn in (False, True):
@@ -189,6 +150,9 @@ for _depth in VGG_CONFIGS:
             min_input_size=MIN_INPUT_SIZE,
             preprocessing="caffe",
             keras_application=f"VGG{_depth}" if _depth in (16, 19) and not _bn else None,
+            # The last block, as in the keras.io transfer guide; for the recipes' backbone only, so
+            # other depths keep unfreezing the whole backbone (see resnet.FINE_TUNE_FROM).
+            fine_tune_from="block5_conv1" if _name == "vgg16" else None,
             depth=_depth,
             batch_norm=_bn,
         )(VGG)

@@ -5,7 +5,7 @@ The names below are imported on first use, so that `tfresnet.training.config` (n
 the schedule with Keras by importing that one module when Keras loads (`tfresnet._startup`).
 """
 
-import importlib
+from tfresnet._lazy import lazy_attributes
 
 __all__ = ["ConfigError", "RunResult", "TrainConfig", "apply_overrides", "train"]
 
@@ -19,11 +19,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())

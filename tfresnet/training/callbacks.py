@@ -12,7 +12,8 @@ import keras
 from tfresnet import keras_compat
 from tfresnet.training import rundir
 
-__all__ = ["NaNLossError", "StopOnNaN", "AtomicBackupAndRestore", "make_callbacks", "probe_batch"]
+__all__ = ["NaNLossError", "StopOnNaN", "AtomicBackupAndRestore", "make_callbacks", "probe_batch",
+           "monitor_mode", "plateau_callbacks"]
 
 
 class NaNLossError(RuntimeError):
@@ -162,6 +163,23 @@ def _say(message: str) -> None:
     print(f"resume: {message}", file=sys.stderr, flush=True)
 
 
+def monitor_mode(monitor: str) -> str:
+    """``"min"`` for a loss, ``"max"`` for every other metric (accuracy, AUC...)."""
+    return "min" if "loss" in monitor else "max"
+
+
+def plateau_callbacks(config, monitor: str, *, restore_best_weights: bool) -> list:
+    """The config's early stopping and learning-rate-on-plateau callbacks, watching `monitor`."""
+    mode, callbacks = monitor_mode(monitor), []
+    if config.early_stopping:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=monitor, mode=mode, patience=config.early_stopping, restore_best_weights=restore_best_weights))
+    if config.reduce_lr_on_plateau:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor, mode=mode, patience=config.reduce_lr_on_plateau, factor=0.2))
+    return callbacks
+
+
 def make_callbacks(config, run_dir: str, *, phase: str, has_validation: bool,
                    best_so_far: float | None = None) -> list:
     """Callbacks for one `fit` call of a run.
@@ -184,7 +202,7 @@ def make_callbacks(config, run_dir: str, *, phase: str, has_validation: bool,
     monitor = config.monitor
     if monitor.startswith("val_") and not has_validation:
         monitor = monitor[len("val_"):]
-    mode = "min" if "loss" in monitor else "max"
+    mode = monitor_mode(monitor)
     checkpoint = keras.callbacks.ModelCheckpoint(
         os.path.join(run_dir, "checkpoints", "best.weights.h5"),
         monitor=monitor, mode=mode, save_best_only=True, save_weights_only=True,
@@ -198,14 +216,9 @@ def make_callbacks(config, run_dir: str, *, phase: str, has_validation: bool,
     tracked = [checkpoint]
     if config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard", phase)))
-    if config.early_stopping:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=monitor, mode=mode, patience=config.early_stopping, restore_best_weights=True))
-        tracked.append(callbacks[-1])
-    if config.reduce_lr_on_plateau:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, mode=mode, patience=config.reduce_lr_on_plateau, factor=0.2))
-        tracked.append(callbacks[-1])
+    plateau = plateau_callbacks(config, monitor, restore_best_weights=True)
+    callbacks += plateau
+    tracked += plateau
     if config.gradient_flow:
         # Imported only when asked for: diagnostics sit above training in the import graph.
         from tfresnet.inspect.gradients import GradientFlow
@@ -225,7 +238,7 @@ def probe_batch(config):
     would advance its shuffle seed and so change the order the run trains in (measured: the
     first epoch's batches differ).
     """
-    from tfresnet.training.trainer import load_data  # the trainer imports this module
+    from tfresnet.training.session import load_data  # the session imports this module
 
     own = dataclasses.replace(config, augment="none", cache=False,
                               data_args={**config.data_args, "shuffle": False})

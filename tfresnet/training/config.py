@@ -38,6 +38,13 @@ UNTUNABLE = frozenset({
 })
 
 
+# The fields that decide what `tfresnet.training.session.load_data` returns, plus the per-epoch
+# cap: configs (e.g. a search's trials) that agree on them can share one loaded dataset.
+DATA_FIELDS = ("data", "data_dir", "data_args", "image_size", "resize_mode", "augment", "validation_split",
+               "cache", "batch_size", "seed", "smoke", "steps_per_epoch", "deterministic",
+               "drop_empty_classes")
+
+
 class ConfigError(ValueError):
     """A config key or value that cannot train; raised before any training starts."""
 
@@ -95,7 +102,7 @@ class TrainConfig:
     freeze_backbone: bool = False        # phase 1 trains only the new head
     fine_tune_epochs: int = 0            # phase 2 length; 0 skips fine-tuning
     fine_tune_lr: float = 1e-5           # phase 2 peak lr, far below phase 1's
-    fine_tune_from: str | dict | None = None  # first layer to unfreeze in phase 2, or {model: layer}
+    fine_tune_from: str | dict | None = None  # phase 2's first unfrozen layer, or {model: layer}; None: the model's own
     # --- performance (GPU users) -------------------------------------------------------------
     mixed_precision: Literal[None, "mixed_float16", "mixed_bfloat16"] = None
     jit_compile: bool | str = "auto"     # "auto": XLA where Keras judges it safe
@@ -161,22 +168,34 @@ class TrainConfig:
                 "reduce_lr_on_plateau lowers a constant learning rate; it cannot be combined with "
                 f"schedule={self.schedule!r} or warmup_epochs={self.warmup_epochs!r}."
             )
+        self._check_names()  # before fine_tune_layer(), which looks the model up
         per_model = isinstance(self.fine_tune_from, dict)
-        if per_model and self.fine_tune_epochs and self.model not in self.fine_tune_from:
+        if per_model and self.fine_tune_epochs and self.fine_tune_layer() is None:
             raise ConfigError(
                 f"fine_tune_from names layers for {sorted(self.fine_tune_from)}, not for "
                 f"model={self.model!r}; add --set fine_tune_from.{self.model}=LAYER_NAME."
             )
-        self._check_names()
         self._check_call_args()
         self._check_tune()
         return self
 
+    def data_key(self) -> str:
+        """A string equal for two configs exactly when they load the same data (`DATA_FIELDS`)."""
+        return json.dumps({k: getattr(self, k) for k in DATA_FIELDS}, sort_keys=True, default=str)
+
     def fine_tune_layer(self) -> str | None:
-        """The first layer phase 2 unfreezes, for this config's model."""
-        if isinstance(self.fine_tune_from, dict):
-            return self.fine_tune_from.get(self.model)
-        return self.fine_tune_from
+        """The first layer phase 2 unfreezes, for this config's model.
+
+        `fine_tune_from` when it names one; otherwise the model's own starting layer from the
+        registry (`ModelSpec.fine_tune_from`, e.g. the last stage of an ImageNet ResNet), or None
+        (the whole backbone) for a model without one.
+        """
+        from tfresnet.models.registry import get_model_spec
+
+        layer = self.fine_tune_from
+        if isinstance(layer, dict):
+            layer = layer.get(self.model)
+        return layer if layer is not None else get_model_spec(self.model).fine_tune_from
 
     def _check_names(self) -> None:
         from tfresnet.models.registry import get_model_spec
@@ -217,7 +236,7 @@ class TrainConfig:
         dataset, argument = data_lib.get_dataset_spec(self.data)
         # The loader's first parameter is its LoadContext, and a prefixed name's argument
         # (folder:PATH) arrives as `path`; the rest of its own, and `load`'s, are free.
-        skip = {next(iter(inspect.signature(dataset.loader).parameters)), "name", "dataset_kwargs"}
+        skip = {next(iter(inspect.signature(dataset.loader).parameters)), "name", "dataset_kwargs", "options"}
         _check_keywords("data_args", self.data_args, [dataset.loader, data_lib.load],
                         f"data {self.data!r}", set_by=_DATA_ARGS_FROM_CONFIG,
                         skip=skip | ({"path"} if argument is not None else set()))

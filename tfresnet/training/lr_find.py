@@ -213,7 +213,7 @@ def lr_find(config, *, steps: int = _DEFAULTS["steps"], min_lr: float = _DEFAULT
         ConfigError: for a bad config.
     """
     from tfresnet.training.determinism import seed_everything
-    from tfresnet.training.trainer import build_model, compile_model, load_data, one_hot_labels, smoke_config
+    from tfresnet.training.session import build_model, compile_model, load_data, one_hot_labels, smoke_config
 
     config = smoke_config(config).validate()
     # compile_model gives the optimizer a plain float rate (which the test can assign) only for
@@ -253,8 +253,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``tfresnet lr-find``."""
-    from tfresnet.runner import load_recipe
     from tfresnet.training import rundir
+    from tfresnet.training.cli import load_recipe
     from tfresnet.training.config import apply_overrides
 
     name, get_config = load_recipe(args.recipe)

@@ -188,9 +188,14 @@ def tf_configs(count: int, host: str = "127.0.0.1") -> list[str]:
             for i in range(count)]
 
 
-def guard_parent() -> None:
-    """A local worker exits within a second of its launcher's death (kill -9 included)."""
-    parent = os.environ.get(ENV_PARENT_PID)
+def guard_parent(env_var: str = ENV_PARENT_PID) -> None:
+    """A local worker exits within a second of its launcher's death (kill -9 included).
+
+    Args:
+        env_var: the environment variable that holds the launcher's pid (set for the workers it
+            starts); without it, nothing is guarded. `tfresnet.tuning.distributed` passes its own.
+    """
+    parent = os.environ.get(env_var)
     if not parent:
         return
 

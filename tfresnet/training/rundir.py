@@ -8,8 +8,8 @@ Shared by `tfresnet train` and `tfresnet tune`:
 - `lock_run_dir` holds an exclusive `fcntl.flock` on ``RUN_DIR/.lock`` (which records the pid)
   while a process writes there. The kernel drops the lock when its process dies, kill -9
   included, so a lock left by a dead process never blocks a resume and no pid needs guessing.
-- `write_atomic` and `save_weights_atomic` write under a temporary name, fsync, and rename
-  into place: a reader sees the old file or the complete new one, even after a power cut.
+- `save_weights_atomic` writes under a temporary name, fsyncs and renames into place
+  (`tfresnet.files`): a reader sees the old file or the complete new one, even after a power cut.
 - `has_progress` tells a run that finished at least one epoch from one that failed while
   starting (which may be started again from scratch).
 """
@@ -22,9 +22,10 @@ import json
 import os
 import time
 
-__all__ = ["LOCK_FILE", "RunDirInUseError", "new_run_dir", "lock_run_dir", "has_progress",
-           "write_atomic", "save_weights_atomic", "read_state", "read_arrays", "try_load_weights",
-           "fsync_dir"]
+from tfresnet.files import replace_durably
+
+__all__ = ["LOCK_FILE", "RunDirInUseError", "new_run_dir", "new_search_dir", "lock_run_dir", "has_progress",
+           "save_weights_atomic", "read_state", "read_arrays", "try_load_weights"]
 
 LOCK_FILE = ".lock"
 _STATE_ATTR = "tfresnet_state"
@@ -51,6 +52,11 @@ def new_run_dir(name: str, root: str = "runs") -> str:
             continue
         return path
     raise FileExistsError(f"No free run directory name under {base}-N; choose one with --run-dir.")
+
+
+def new_search_dir(recipe: str, root: str = "runs") -> str:
+    """`new_run_dir` for a KerasTuner search of `recipe`: ``ROOT/<recipe>-tune-YYYYmmdd-HHMMSS``."""
+    return new_run_dir(f"{recipe}-tune", root)
 
 
 def _holder(path: str) -> str:
@@ -103,31 +109,6 @@ def has_progress(run_dir: str) -> bool:
     return False
 
 
-def fsync_dir(path: str) -> None:
-    """Makes a rename in `path` durable (POSIX: a directory's entries are flushed on its fsync)."""
-    with contextlib.suppress(OSError):  # some file systems cannot open a directory
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _replace(partial: str, path: str) -> None:
-    with open(partial, "rb+") as f:
-        os.fsync(f.fileno())  # the bytes reach the disk before the name points at them
-    os.replace(partial, path)
-    fsync_dir(os.path.dirname(os.path.abspath(path)))
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Writes a text file under a temporary name, fsyncs it and renames it into place."""
-    partial = f"{path}.partial-{os.getpid()}"
-    with open(partial, "w") as f:
-        f.write(text)
-    _replace(partial, path)
-
-
 def save_weights_atomic(model, path: str, *, state: dict | None = None,
                         arrays: dict[str, list] | None = None) -> None:
     """`model.save_weights(path)`, written under a temporary name, fsynced and renamed.
@@ -153,7 +134,7 @@ def save_weights_atomic(model, path: str, *, state: dict | None = None,
                 group = f.create_group(f"{_ARRAYS_PREFIX}{key}")
                 for i, value in enumerate(values):
                     group.create_dataset(str(i), data=value)
-    _replace(partial, path)
+    replace_durably(partial, path)
 
 
 def read_state(path: str) -> dict | None:

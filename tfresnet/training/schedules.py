@@ -1,10 +1,12 @@
-"""Learning-rate schedules as one serialisable Keras schedule, so `.keras` checkpoints that hold
-the optimizer load with safe_mode=True.
+"""Learning-rate schedules, serialisable so `.keras` checkpoints that hold the optimizer load with
+safe_mode=True.
 
-Kinds: ``constant``, ``step`` (multiply by `gamma` at each boundary), ``cosine`` (Loshchilov &
-Hutter 2017, no restarts) and ``onecycle`` (Smith & Topin 2018: rise from peak/25 to the peak over
-the warm-up, default 30% of training, then cosine down to peak/25e4). Each may start with a
-linear warm-up from 0 (Goyal et al. 2017), which large batches need.
+Kinds (`TrainConfig.schedule`): ``constant``, ``step`` (multiply by `gamma` at each boundary),
+``cosine`` (Loshchilov & Hutter 2017, no restarts) and ``onecycle`` (Smith & Topin 2018: rise
+from peak/25 to the peak over the warm-up, default 30% of training, then cosine down to
+peak/25e4). Each may start with a linear warm-up from 0 (Goyal et al. 2017), which large batches
+need. `make_schedule` uses Keras' schedules where they have the shape; `LearningRate` is only
+what they lack.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ _ONECYCLE_PCT_START = 0.3
 
 @keras.saving.register_keras_serializable(package="tfresnet")
 class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
-    """Learning rate at an optimizer step (see the module docstring for the kinds).
+    """Learning rate at an optimizer step: the kinds Keras has no schedule for.
 
     Args:
-        kind: ``"constant"``, ``"step"``, ``"cosine"`` or ``"onecycle"``.
+        kind: ``"constant"``, ``"step"`` (with or without a warm-up) or ``"onecycle"``; cosine is
+            `keras.optimizers.schedules.CosineDecay`.
         peak: the learning rate after warm-up.
         total_steps: optimizer steps in the whole run.
         warmup_steps: linear warm-up length in steps.
@@ -35,8 +38,9 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(self, kind, peak, total_steps, warmup_steps=0, boundaries=(), gamma=0.1):
-        if kind not in ("constant", "step", "cosine", "onecycle"):
-            raise ValueError(f"Unknown schedule kind. Received kind={kind!r}")
+        if kind not in ("constant", "step", "onecycle"):
+            raise ValueError(f"Unknown schedule kind (cosine is keras.optimizers.schedules.CosineDecay). "
+                             f"Received kind={kind!r}")
         self.kind = kind
         self.peak = float(peak)
         self.total_steps = max(int(total_steps), 1)
@@ -59,12 +63,9 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
         warm = float(self.warmup_steps)
         if self.kind == "constant":
             rate = ops.full_like(step, peak)
-        elif self.kind == "step":
+        else:  # step
             passed = sum(ops.cast(step >= b, "float32") for b in self.boundaries) if self.boundaries else 0.0
             rate = peak * ops.power(self.gamma, passed)
-        else:  # cosine, after the warm-up
-            t = ops.clip((step - warm) / max(total - warm, 1.0), 0.0, 1.0)
-            rate = peak * 0.5 * (1.0 + ops.cos(math.pi * t))
         if self.warmup_steps:
             rate = ops.where(step < warm, peak * step / warm, rate)
         return rate
@@ -77,13 +78,26 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def make_schedule(config, steps_per_epoch: int, *, epochs: int | None = None, peak: float | None = None):
-    """The schedule a `TrainConfig` asks for, in optimizer steps."""
+    """The schedule a `TrainConfig` asks for, in optimizer steps.
+
+    Keras' own where it has the shape: `CosineDecay` (with its linear warm-up) and
+    `PiecewiseConstantDecay` (step, without a warm-up). `LearningRate` for what Keras lacks:
+    one-cycle, a constant rate, and a warm-up before a step schedule.
+    """
     epochs = config.epochs if epochs is None else epochs
-    return LearningRate(
-        kind=config.schedule,
-        peak=config.lr if peak is None else peak,
-        total_steps=epochs * steps_per_epoch,
-        warmup_steps=round(config.warmup_epochs * steps_per_epoch),
-        boundaries=[int(e * steps_per_epoch) for e in config.step_epochs],
-        gamma=config.step_gamma,
-    )
+    peak = config.lr if peak is None else peak
+    total = max(epochs * steps_per_epoch, 1)
+    warmup = round(config.warmup_epochs * steps_per_epoch)
+    boundaries = sorted(int(e * steps_per_epoch) for e in config.step_epochs)
+    schedules = keras.optimizers.schedules
+    if config.schedule == "cosine" and warmup:
+        return schedules.CosineDecay(0.0, decay_steps=max(total - warmup, 1), warmup_target=peak,
+                                     warmup_steps=warmup)
+    if config.schedule == "cosine":
+        return schedules.CosineDecay(peak, decay_steps=total)
+    if config.schedule == "step" and boundaries and not warmup:
+        # Keras changes the rate after a boundary step, tfresnet (and the papers' "at epoch 30") at it.
+        return schedules.PiecewiseConstantDecay([b - 1 for b in boundaries],
+                                                [peak * config.step_gamma**i for i in range(len(boundaries) + 1)])
+    return LearningRate(kind=config.schedule, peak=peak, total_steps=total, warmup_steps=warmup,
+                        boundaries=boundaries, gamma=config.step_gamma)

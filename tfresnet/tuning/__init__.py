@@ -15,12 +15,14 @@ distributed with ``--workers N`` (`tfresnet.tuning.distributed`).
 The names below are imported on first use, so that `tfresnet tune --help` (`tfresnet.tuning.cli`)
 answers without KerasTuner and TensorFlow. Importing this package checks the installed
 KerasTuner release against the tested ones (`TESTED_KERAS_TUNER`): the search reaches into
-KerasTuner's private modules (oracle locks, trial state), which a new minor release may change.
+KerasTuner's private modules (oracle locks, trial state; all in `tfresnet.tuning.kt_compat`),
+which a new minor release may change.
 """
 
-import importlib
 import warnings
 from importlib import metadata
+
+from tfresnet._lazy import lazy_attributes
 
 __all__ = ["tune", "TuneResult", "ConfigHyperModel", "TUNERS", "make_tuner", "keep_best",
            "results_frame", "plot_search", "TESTED_KERAS_TUNER", "check_keras_tuner_version"]
@@ -70,14 +72,7 @@ def check_keras_tuner_version(installed: str | None = None) -> bool:
     return False
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 check_keras_tuner_version()

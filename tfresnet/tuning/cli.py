@@ -6,7 +6,7 @@
 
 The same command again continues the search in its ``--run-dir`` (after a kill -9 too). The
 export step lives here, above both `tuning` and `export` in the import graph (as in
-`tfresnet.runner` for training).
+`tfresnet.training.cli` for training).
 """
 
 from __future__ import annotations
@@ -86,9 +86,9 @@ def run(args: argparse.Namespace) -> int:
     A bad option, recipe or config raises (`tfresnet.cli.run_command` makes it one line and
     exit code 2).
     """
-    from tfresnet.runner import load_recipe
+    from tfresnet.training.cli import load_recipe
     from tfresnet.training.config import ConfigError, apply_overrides
-    from tfresnet.training.rundir import new_run_dir
+    from tfresnet.training.rundir import new_search_dir
 
     for option, value, least in (("--max-trials", args.max_trials, 1), ("--workers", args.workers, 0),
                                  ("--max-consecutive-failed", args.max_consecutive_failed, 1)):
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from tfresnet.tuning.search import tune
 
-    run_dir = args.run_dir or new_run_dir(f"{name}-tune")  # unique even within one second
+    run_dir = args.run_dir or new_search_dir(name)  # unique even within one second
     result = tune(
         config, run_dir, tuner=args.tuner, max_trials=args.max_trials, recipe=name,
         workers=args.workers, worker_command=worker_command(args, run_dir) if args.workers else None,

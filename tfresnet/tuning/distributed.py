@@ -27,11 +27,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 
 from tfresnet import subprocesses
+from tfresnet.training import multiworker
 from tfresnet.training.config import ConfigError
+from tfresnet.tuning import kt_compat
 
 __all__ = [
     "ENV_TUNER_ID", "ENV_ORACLE_IP", "ENV_ORACLE_PORT", "ENV_PARENT_PID",
@@ -86,13 +87,10 @@ def _start_server(oracle, address: str):
     from concurrent import futures
 
     import grpc
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute.oracle_chief import OracleServicer
 
     # One thread, as KerasTuner's own chief: the oracle's lock is per thread name.
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-    servicer = OracleServicer(oracle)
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    servicer = kt_compat.add_oracle_service(server, oracle)
     try:
         port = server.add_insecure_port(address)
     except RuntimeError as err:  # grpcio raises for an address it cannot bind
@@ -209,18 +207,5 @@ def serve(
 def guard_worker(rpc_timeout: float) -> None:
     """Bounds a worker's waits: gRPC calls time out after `rpc_timeout` seconds, and a local
     worker exits when the chief that started it is gone."""
-    from keras_tuner.src.distribute import oracle_client
-
-    # KerasTuner's client waits up to an hour for each call (a module constant).
-    oracle_client.TIMEOUT = rpc_timeout
-    parent = os.environ.get(ENV_PARENT_PID)
-    if not parent:
-        return
-
-    def watch():
-        while True:
-            if os.getppid() != int(parent):
-                os._exit(70)  # the chief died (kill -9 included): nothing left to report to
-            time.sleep(1.0)
-
-    threading.Thread(target=watch, name="tfresnet-parent-watch", daemon=True).start()
+    kt_compat.set_rpc_timeout(rpc_timeout)  # KerasTuner's client waits up to an hour for each call
+    multiworker.guard_parent(ENV_PARENT_PID)

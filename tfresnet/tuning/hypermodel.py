@@ -12,51 +12,19 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 from collections.abc import Callable
 from typing import Any
 
 import keras
 import keras_tuner as kt
 
-from tfresnet.training import finetune
-from tfresnet.training.callbacks import StopOnNaN
+from tfresnet.training.callbacks import StopOnNaN, plateau_callbacks
 from tfresnet.training.config import ConfigError, TrainConfig
 from tfresnet.training.determinism import EpochSync
-from tfresnet.training.trainer import (
-    build_model,
-    compile_model,
-    load_data,
-    one_hot_labels,
-    smoke_config,
-    steps_per_epoch_of,
-)
+from tfresnet.training.session import Session, load_data, precision_policy, smoke_config
 from tfresnet.tuning.space import config_for, declare
 
-__all__ = ["ConfigHyperModel", "TrialData", "SMOKE_EVAL_BATCHES"]
-
-SMOKE_EVAL_BATCHES = 3  # validation/test batches a smoke trial evaluates, as in the trainer's smoke runs
-
-# The config keys that decide what `load_data` returns (plus the per-epoch cap): trials that agree
-# on them share one loaded dataset.
-_DATA_KEYS = ("data", "data_dir", "data_args", "image_size", "resize_mode", "augment", "validation_split",
-              "cache", "batch_size", "seed", "smoke", "steps_per_epoch", "deterministic")
-
-
-@dataclasses.dataclass
-class TrialData:
-    """A loaded dataset bundle and its splits as a trial feeds them to Keras (one-hot labels,
-    training capped at `steps_per_epoch` batches, evaluation capped in smoke runs)."""
-
-    bundle: Any
-    train: Any
-    validation: Any
-    test: Any
-    steps_per_epoch: int
-
-
-def _take(dataset, batches: int | None):
-    return dataset if dataset is None or batches is None else dataset.take(batches)
+__all__ = ["ConfigHyperModel"]
 
 
 class ConfigHyperModel(kt.HyperModel):
@@ -75,7 +43,7 @@ class ConfigHyperModel(kt.HyperModel):
         self.config = config
         self.data_loader = data_loader or load_data
         self.max_cached = max_cached
-        self._cache: collections.OrderedDict[str, TrialData] = collections.OrderedDict()
+        self._cache: collections.OrderedDict[str, Session] = collections.OrderedDict()
         # Facts about the model the last `build` made, for the results table.
         self.last_built: dict[str, Any] = {}
 
@@ -91,47 +59,34 @@ class ConfigHyperModel(kt.HyperModel):
         """
         return smoke_config(config_for(self.config, declare(hp, self.config))).validate()
 
-    def data(self, config: TrainConfig) -> TrialData:
-        """The trial's data, loaded once per distinct data setting in this process.
+    def data(self, config: TrainConfig) -> Session:
+        """The trial's training session, one per distinct data setting in this process.
 
         Raises:
             ConfigError: if the dataset has no validation split to score trials on.
         """
-        key = json.dumps({k: getattr(config, k) for k in _DATA_KEYS}, sort_keys=True, default=str)
+        key = config.data_key()
         if key in self._cache:
             self._cache.move_to_end(key)
-            return self._cache[key]
-        bundle = self.data_loader(config)
-        if bundle.validation is None:
+            return dataclasses.replace(self._cache[key], config=config)
+        session = Session.open(config, data_loader=self.data_loader)
+        if session.validation is None:
             raise ConfigError(
                 f"Tuning scores trials on a validation split and {config.data!r} has none here; "
-                f"set validation_split > 0. ({bundle.absent.get('validation', '')})"
+                f"set validation_split > 0. ({session.data.absent.get('validation', '')})"
             )
-        limit = SMOKE_EVAL_BATCHES if config.smoke else None
-        entry = TrialData(
-            bundle=bundle,
-            train=_take(one_hot_labels(bundle.train, bundle.num_classes), config.steps_per_epoch),
-            validation=_take(one_hot_labels(bundle.validation, bundle.num_classes), limit),
-            test=None if bundle.test is None else _take(one_hot_labels(bundle.test, bundle.num_classes), limit),
-            steps_per_epoch=steps_per_epoch_of(bundle, config),
-        )
-        self._cache[key] = entry
+        self._cache[key] = session
         while len(self._cache) > self.max_cached:
             self._cache.popitem(last=False)
-        return entry
+        return session
 
     def build(self, hp) -> keras.Model:
         """Builds and compiles the trial's registry model (regularisation and input scaling inside)."""
-        config = self.trial_config(hp)
-        data = self.data(config)
-        # Global state that the trainer sets per run; a trial's model is built under its own.
-        keras.mixed_precision.set_global_policy(config.mixed_precision or "float32")
-        model = build_model(config, data.bundle.input_shape, data.bundle.num_classes)
-        if config.freeze_backbone:
-            head = finetune.head_layer_names(
-                model, config.model, **{**config.model_args, "input_shape": tuple(data.bundle.input_shape)})
-            finetune.freeze_backbone(model, head)
-        compile_model(model, config, data.steps_per_epoch, epochs=config.epochs, peak=config.lr)
+        session = self.data(self.trial_config(hp))
+        # A trial's model is built and compiled under its own precision policy, restored after.
+        with precision_policy(session.config):
+            model = session.build()
+            session.compile(model)
         self.last_built = {"parameters": int(model.count_params())}
         return model
 
@@ -150,34 +105,22 @@ class ConfigHyperModel(kt.HyperModel):
         Raises:
             NaNLossError: when the loss becomes NaN (the trial is recorded as failed).
         """
-        config = self.trial_config(hp)
-        data = self.data(config)
+        session = self.data(self.trial_config(hp))
+        config = session.config
         epochs = kwargs.pop("epochs", config.epochs)
         span = epochs - kwargs.get("initial_epoch", 0)
         if span != config.epochs:
             # Hyperband sets each round's epochs: the learning-rate schedule spans what is run.
-            compile_model(model, config, data.steps_per_epoch, epochs=span, peak=config.lr)
+            session.compile(model, epochs=span)
         # EpochSync: epoch k of every trial reads epoch k's order, however many passes earlier
-        # trials made over this cached dataset.
-        callbacks = [StopOnNaN(), EpochSync(data.bundle), *self._config_callbacks(config),
+        # trials made over this cached dataset. No best-weights restore in early stopping: the
+        # tuner's own checkpoint keeps the best epoch.
+        callbacks = [StopOnNaN(), EpochSync(session.data),
+                     *plateau_callbacks(config, config.monitor, restore_best_weights=False),
                      *kwargs.pop("callbacks", [])]
         if not args:
-            args = (data.train,)
-            kwargs.setdefault("validation_data", data.validation)
+            args = (session.train,)
+            kwargs.setdefault("validation_data", session.validation)
         kwargs.setdefault("verbose", config.verbose)
         kwargs.setdefault("shuffle", False)  # the tf.data pipeline shuffles
         return model.fit(*args, epochs=epochs, callbacks=callbacks, **kwargs)
-
-    @staticmethod
-    def _config_callbacks(config: TrainConfig) -> list:
-        # The trainer's early stopping and plateau options; no best-weights restore, since the
-        # tuner's own checkpoint keeps the best epoch.
-        mode = "min" if "loss" in config.monitor else "max"
-        callbacks = []
-        if config.early_stopping:
-            callbacks.append(keras.callbacks.EarlyStopping(
-                monitor=config.monitor, mode=mode, patience=config.early_stopping))
-        if config.reduce_lr_on_plateau:
-            callbacks.append(keras.callbacks.ReduceLROnPlateau(
-                monitor=config.monitor, mode=mode, patience=config.reduce_lr_on_plateau, factor=0.2))
-        return callbacks

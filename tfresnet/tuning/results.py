@@ -15,6 +15,7 @@ import os
 import numpy as np
 import pandas as pd
 
+from tfresnet.tuning import kt_compat
 from tfresnet.tuning.space import TUNER_PREFIX
 from tfresnet.tuning.tuners import TRIAL_RECORD
 
@@ -122,7 +123,6 @@ def plot_search(frame: pd.DataFrame, objective: str, space: dict, path: str, *, 
 
     matplotlib.use("Agg")  # files only; no display needed
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullFormatter
 
     keys = [k for k in space if k in frame]
     panels = 1 + len(keys)
@@ -131,8 +131,21 @@ def plot_search(frame: pd.DataFrame, objective: str, space: dict, path: str, *, 
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
     done = frame[frame["status"] == "COMPLETED"]
     failed = frame[frame["status"] != "COMPLETED"]
+    _plot_trials(axes[0][0], frame, done, failed, objective, direction)
+    for index, key in enumerate(keys, start=1):
+        _plot_hyperparameter(axes[index // cols][index % cols], key, space[key], frame, done, failed, objective)
+    for extra in range(panels, rows * cols):
+        axes[extra // cols][extra % cols].axis("off")
+    fig.suptitle(f"{len(done)} completed, {len(failed)} failed of {len(frame)} trials")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
-    ax = axes[0][0]
+
+def _plot_trials(ax, frame: pd.DataFrame, done: pd.DataFrame, failed: pd.DataFrame, objective: str,
+                 direction: str) -> None:
+    """The first panel of `plot_search`: the objective per trial and the running best."""
     order = frame["trial_id"].astype(int)
     if not done.empty:
         ax.plot(done["trial_id"].astype(int), done[objective], "o", label="trial")
@@ -149,41 +162,38 @@ def plot_search(frame: pd.DataFrame, objective: str, space: dict, path: str, *, 
         ax.set_xticks(sorted(order)[:: max(1, len(order) // 10)])
     ax.legend(fontsize=8)
 
-    for index, key in enumerate(keys, start=1):
-        ax = axes[index // cols][index % cols]
-        categorical = _categorical(frame[key])
-        if categorical:
-            choices = list(dict.fromkeys(space[key] if isinstance(space[key], list) else frame[key]))
-            labels = [str(v) for v in choices]
-            x_done, x_failed = _positions(done[key], choices), _positions(failed[key], choices)
-            ax.set_xticks(range(len(labels)))
-            ax.set_xticklabels(labels, rotation=20, fontsize=8)
-            ax.set_xlim(-0.5, len(labels) - 0.5)
-        else:
-            x_done, x_failed = done[key], failed[key]
-            if isinstance(space[key], dict):
-                low, high = space[key]["min"], space[key]["max"]
-                if space[key].get("sampling", "linear") != "linear":
-                    ax.set_xscale("log")
-                    ax.set_xlim(low / 1.2, high * 1.2)
-                    # Labelled minor ticks of a short log axis overlap one another.
-                    ax.xaxis.set_minor_formatter(NullFormatter())
-                else:
-                    pad = 0.04 * (high - low)
-                    ax.set_xlim(low - pad, high + pad)
-        if not done.empty:
-            ax.plot(x_done, done[objective], "o", alpha=0.8)
-        if not failed.empty:
-            ax.plot(x_failed, [0.03] * len(failed), "x", color="tab:red", transform=ax.get_xaxis_transform())
-        ax.set_xlabel(key)
-        ax.set_ylabel(objective)
-    for extra in range(panels, rows * cols):
-        axes[extra // cols][extra % cols].axis("off")
-    fig.suptitle(f"{len(done)} completed, {len(failed)} failed of {len(frame)} trials")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+
+def _plot_hyperparameter(ax, key: str, domain, frame: pd.DataFrame, done: pd.DataFrame,
+                         failed: pd.DataFrame, objective: str) -> None:
+    """A panel of `plot_search`: the objective against hyperparameter `key` (its `domain` in
+    the search space sets the axis)."""
+    from matplotlib.ticker import NullFormatter
+
+    if _categorical(frame[key]):
+        choices = list(dict.fromkeys(domain if isinstance(domain, list) else frame[key]))
+        labels = [str(v) for v in choices]
+        x_done, x_failed = _positions(done[key], choices), _positions(failed[key], choices)
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels(labels, rotation=20, fontsize=8)
+        ax.set_xlim(-0.5, len(labels) - 0.5)
+    else:
+        x_done, x_failed = done[key], failed[key]
+        if isinstance(domain, dict):
+            low, high = domain["min"], domain["max"]
+            if domain.get("sampling", "linear") != "linear":
+                ax.set_xscale("log")
+                ax.set_xlim(low / 1.2, high * 1.2)
+                # Labelled minor ticks of a short log axis overlap one another.
+                ax.xaxis.set_minor_formatter(NullFormatter())
+            else:
+                pad = 0.04 * (high - low)
+                ax.set_xlim(low - pad, high + pad)
+    if not done.empty:
+        ax.plot(x_done, done[objective], "o", alpha=0.8)
+    if not failed.empty:
+        ax.plot(x_failed, [0.03] * len(failed), "x", color="tab:red", transform=ax.get_xaxis_transform())
+    ax.set_xlabel(key)
+    ax.set_ylabel(objective)
 
 
 def write_hparams_config(logdir: str, space, objective: str) -> None:
@@ -197,10 +207,9 @@ def write_hparams_config(logdir: str, space, objective: str) -> None:
         objective: the objective's name (``val_accuracy``); its ``val_`` prefix names the group.
     """
     import tensorflow as tf
-    from keras_tuner.src.engine import tuner_utils
     from tensorboard.plugins.hparams import api as hparams_api
 
-    hparams = list(tuner_utils.convert_hyperparams_to_hparams(space, hparams_api))
+    hparams = kt_compat.hparams_domains(space, hparams_api)
     group, name = ("validation", objective[len("val_"):]) if objective.startswith("val_") else ("train", objective)
     metrics = [hparams_api.Metric(f"epoch_{name}", group=group, display_name=objective)]
     if name != "loss":

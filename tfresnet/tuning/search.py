@@ -33,14 +33,16 @@ import keras_tuner as kt
 import pandas as pd
 
 from tfresnet.console import progress_verbose
+from tfresnet.files import write_json_atomic
 from tfresnet.training import report, rundir
+from tfresnet.training.callbacks import monitor_mode
 from tfresnet.training.config import ConfigError, TrainConfig
-from tfresnet.training.trainer import smoke_config
+from tfresnet.training.session import smoke_config
 from tfresnet.tuning import distributed
 from tfresnet.tuning.hypermodel import ConfigHyperModel
 from tfresnet.tuning.results import format_table, plot_search, results_frame, write_hparams_config
 from tfresnet.tuning.space import active_space, check_space_for_tuner
-from tfresnet.tuning.tuners import PROJECT_NAME, TUNERS, make_tuner, write_json_atomic
+from tfresnet.tuning.tuners import PROJECT_NAME, TUNERS, make_tuner
 
 __all__ = ["TuneResult", "tune", "keep_best", "SETTINGS_FILE"]
 
@@ -138,11 +140,9 @@ def keep_best(tuner, hypermodel: ConfigHyperModel, run_dir: str) -> tuple[dict |
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         model = tuner.load_model(trial)
     config = hypermodel.trial_config(trial.hyperparameters)
-    data = hypermodel.data(config)
-    num_classes = data.bundle.num_classes
-    validation = report.evaluate(model, data.validation, num_classes)
-    test_ds, split = (data.test, "test") if data.test is not None else (data.validation, "validation")
-    test = report.evaluate(model, test_ds, num_classes)
+    session = hypermodel.data(config)
+    validation = report.evaluate(model, session.validation, session.data.num_classes)
+    split, test = session.test_split, session.evaluate(model)
     objective = tuner.oracle.objective.name
     metrics = {
         "trial_id": trial.trial_id,
@@ -154,14 +154,14 @@ def keep_best(tuner, hypermodel: ConfigHyperModel, run_dir: str) -> tuple[dict |
         "parameters": int(model.count_params()),
         "validation_accuracy": validation["accuracy"],
         "split": split,
-        **{k: v for k, v in test.items() if k != "misclassified"},
+        **{k: v for k, v in test.items() if k not in ("misclassified", "split", "model", "data")},
     }
     best_dir = os.path.join(run_dir, "best")
     shutil.rmtree(best_dir, ignore_errors=True)  # a continued search may have a new best
     os.makedirs(best_dir)
     model.save(os.path.join(best_dir, "model.keras"))
     with open(os.path.join(best_dir, "class_names.json"), "w") as f:
-        json.dump(list(data.bundle.class_names), f)
+        json.dump(list(session.data.class_names), f)
     with open(os.path.join(best_dir, "config.json"), "w") as f:
         f.write(config.to_json())
     report.write_metrics(os.path.join(best_dir, "metrics.json"), metrics)
@@ -229,7 +229,7 @@ def tune(
         part = "chief"
     if part == "worker" and run_dir is None:
         raise ConfigError("A worker needs the chief's --run-dir (a folder they share).")
-    run_dir = run_dir or rundir.new_run_dir(f"{recipe}-tune")
+    run_dir = run_dir or rundir.new_search_dir(recipe)
     settings = {"recipe": recipe, "tuner": tuner, "max_trials": max_trials, "objective": config.monitor,
                 "config": config.to_dict()}
     # One search process per run directory (its workers excepted): a second `tune` on it while
@@ -249,7 +249,7 @@ def _search(config: TrainConfig, run_dir: str, part: str, start: float, *, tuner
     """`tune` once its arguments are checked and its run directory is its own."""
     base = smoke_config(config)
     hypermodel = ConfigHyperModel(config, data_loader=data_loader)
-    objective = kt.Objective(config.monitor, "min" if "loss" in config.monitor else "max")
+    objective = kt.Objective(config.monitor, monitor_mode(config.monitor))
     search_tuner = make_tuner(
         tuner, hypermodel, run_dir, max_trials=max_trials, objective=objective, max_epochs=base.epochs,
         seed=config.seed, deterministic=config.deterministic,

@@ -24,42 +24,35 @@ What this module adds to KerasTuner 1.4, and why:
   once, in a loop that takes a core away from the trials still running).
 - **A per-trial record** ``trial_dir/tfresnet_trial.json`` (wall time, tuner id, parameters) for
   the results table; the trial's score and hyperparameters stay in KerasTuner's ``trial.json``.
+
+The KerasTuner internals this needs (the oracle's files, retry queue and lock) are reached through
+`tfresnet.tuning.kt_compat`; the private hooks overridden here are listed there.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gc
-import json
 import os
 import shutil
 import time
 from collections.abc import Callable
-from typing import Any
 
 import keras
 import keras_tuner as kt
-from keras_tuner.src.engine import trial as trial_module
-from keras_tuner.src.engine.oracle import LOCKS, synchronized
-from keras_tuner.src.engine.stateful import Stateful
 
+from tfresnet import tf_compat
+from tfresnet.files import write_json_atomic
 from tfresnet.training.determinism import seed_everything, trial_seed
+from tfresnet.tuning import kt_compat
 
-__all__ = ["TUNERS", "TunerSpec", "make_tuner", "PROJECT_NAME", "TRIAL_RECORD", "write_json_atomic"]
+__all__ = ["TUNERS", "TunerSpec", "make_tuner", "PROJECT_NAME", "TRIAL_RECORD"]
 
 PROJECT_NAME = "trials"  # KerasTuner's project folder inside the run directory
 TRIAL_RECORD = "tfresnet_trial.json"
 _IDLE_BACKOFF_S = 1.0
 
-Status = trial_module.TrialStatus
-
-
-def write_json_atomic(path: str, obj: Any) -> None:
-    """Writes JSON under a temporary name and renames it into place (atomic on POSIX)."""
-    partial = f"{path}.partial-{os.getpid()}"
-    with open(partial, "w") as f:
-        json.dump(obj, f)
-    os.replace(partial, path)
+Status = kt.engine.trial.TrialStatus
 
 
 class ResumableOracle:
@@ -69,10 +62,12 @@ class ResumableOracle:
 
     # --- atomic state --------------------------------------------------------------------------
     def save(self):
-        write_json_atomic(self._get_oracle_fname(), self.get_state())
+        write_json_atomic(kt_compat.oracle_file(self), self.get_state())
 
+    # A private hook (`kt_compat.OVERRIDDEN_HOOKS`): every write of a trial's state goes through it.
     def _save_trial(self, trial):
-        write_json_atomic(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"), trial.get_state())
+        write_json_atomic(os.path.join(kt_compat.trial_dir(self, trial.trial_id), "trial.json"),
+                          trial.get_state())
 
     # --- after a kill --------------------------------------------------------------------------
     def reload(self):
@@ -84,9 +79,9 @@ class ResumableOracle:
         for trial_id in [t for t in self.trials if t not in started]:
             # Written just before a kill, never handed out: as if it had not been created.
             del self.trials[trial_id]
-            shutil.rmtree(self._get_trial_dir(trial_id), ignore_errors=True)
+            shutil.rmtree(kt_compat.trial_dir(self, trial_id), ignore_errors=True)
         queue = []
-        for trial_id in self._retry_queue:
+        for trial_id in kt_compat.retry_queue(self):
             status = self.trials[trial_id].status
             if status in (Status.COMPLETED, Status.FAILED):
                 # Its end was saved in trial.json, the kill came before oracle.json: finished.
@@ -97,20 +92,21 @@ class ResumableOracle:
         for trial_id, trial in self.trials.items():
             if trial.status == Status.RUNNING and trial_id not in queue and trial_id not in self.end_order:
                 queue.append(trial_id)
-        self._retry_queue = queue
+        kt_compat.set_retry_queue(self, queue)
 
     # --- failures ------------------------------------------------------------------------------
+    # A private hook (`kt_compat.OVERRIDDEN_HOOKS`), called inside the locked `end_trial`.
     def _check_consecutive_failures(self):
         try:
             super()._check_consecutive_failures()
         except RuntimeError as err:
             self.stop_reason = str(err).splitlines()[0]
 
-    @synchronized
+    @kt.synchronized
     def create_trial(self, tuner_id):
         if self.stop_reason and tuner_id not in self.ongoing_trials:
             self.tuner_ids.discard(tuner_id)
-            return trial_module.Trial(self.get_space(), status=Status.STOPPED)
+            return kt.engine.trial.Trial(self.get_space(), status=Status.STOPPED)
         return super().create_trial(tuner_id)
 
     # --- distributed ---------------------------------------------------------------------------
@@ -125,7 +121,7 @@ class ResumableOracle:
         Raises:
             TimeoutError: if the oracle stays locked for `lock_timeout` seconds.
         """
-        lock = LOCKS[self]
+        lock = kt_compat.oracle_lock(self)
         if not lock.acquire(timeout=lock_timeout):
             raise TimeoutError(f"The oracle stayed locked for {lock_timeout:g} s.")
         try:
@@ -133,8 +129,9 @@ class ResumableOracle:
             self.tuner_ids.discard(tuner_id)
             if trial is None:
                 return None
-            if trial.trial_id not in self._retry_queue:
-                self._retry_queue.append(trial.trial_id)
+            queue = kt_compat.retry_queue(self)
+            if trial.trial_id not in queue:
+                queue.append(trial.trial_id)
             self.save()
             return trial.trial_id
         finally:
@@ -172,7 +169,7 @@ class _SearchTuner:
         self.deterministic = deterministic
         self.trial_end_hook = on_trial_end
         self._trial_started = None
-        if self._is_worker():
+        if kt_compat.is_worker(self):
             create_trial = self.oracle.create_trial
 
             def create_trial_with_backoff(tuner_id):
@@ -183,6 +180,7 @@ class _SearchTuner:
 
             self.oracle.create_trial = create_trial_with_backoff
 
+    # Private hooks (`kt_compat.OVERRIDDEN_HOOKS`).
     def _populate_initial_space(self):
         # KerasTuner builds the model (and so loads data) to discover the space; ours is declared.
         hp = self.oracle.get_space()
@@ -193,19 +191,19 @@ class _SearchTuner:
     # tuner file that a kill during the first trial leaves unwritten and that a single process
     # ("tuner0") and a distributed chief ("chief") name differently.
     def _get_tuner_fname(self):
-        if self._is_worker():
+        if kt_compat.is_worker(self):
             return super()._get_tuner_fname()
-        return self.oracle._get_oracle_fname()
+        return kt_compat.oracle_file(self.oracle)
 
     def save(self):
-        if self._is_worker():
+        if kt_compat.is_worker(self):
             write_json_atomic(self._get_tuner_fname(), self.get_state())
         else:
             self.oracle.save()
 
     def reload(self):
-        if self._is_worker():
-            Stateful.reload(self, self._get_tuner_fname())
+        if kt_compat.is_worker(self):
+            super().reload()  # a worker's `BaseTuner.reload` reads only its own tuner file
         else:
             self.oracle.reload()
 
@@ -214,7 +212,7 @@ class _SearchTuner:
         # trains the same in any run of the search, on any worker, whatever ran before it.
         seed_everything(trial_seed(self.search_seed, trial.trial_id), deterministic=self.deterministic)
         self._trial_started = time.time()
-        self._gradients_before = _custom_gradients()
+        self._gradients_before = tf_compat.custom_gradient_names()
         self.hypermodel.last_built = {}
         super().on_trial_begin(trial)
 
@@ -229,41 +227,11 @@ class _SearchTuner:
         write_json_atomic(os.path.join(self.get_trial_dir(trial.trial_id), TRIAL_RECORD), record)
         super().on_trial_end(trial)
         if self.clear_between_trials:
-            _forget_custom_gradients(getattr(self, "_gradients_before", None))
+            tf_compat.forget_custom_gradients(getattr(self, "_gradients_before", None))
             keras.backend.clear_session()
             gc.collect()
         if self.trial_end_hook is not None:
             self.trial_end_hook(trial)
-
-
-_CUSTOM_GRADIENT_PREFIX = "CustomGradient-"
-
-
-def _custom_gradients() -> set[str]:
-    from tensorflow.python.framework import ops
-
-    return {name for name in ops.gradient_registry.list() if name.startswith(_CUSTOM_GRADIENT_PREFIX)}
-
-
-def _forget_custom_gradients(before: set[str] | None) -> None:
-    """Drops the ``@tf.custom_gradient`` functions a finished trial registered.
-
-    The leak behind the growing RAM: every graph-mode call of a ``@tf.custom_gradient`` function
-    registers its gradient under a new name in TensorFlow's global gradient registry, which is
-    never cleared, and the registered closure holds the whole traced graph. Keras' TensorFlow
-    trainer makes such a call in every train step it traces (the replica context's `all_reduce`
-    of the gradients), so each trial's train function -- about 1,400 graph operations and 8 MiB
-    for the small MNIST ConvNet -- outlived the trial, whatever `clear_session` did. Measured with
-    ``benchmarks/tuning_memory.py``. Only names registered during the trial are dropped: their
-    graphs belong to the trial's model, which nothing uses any more.
-    """
-    if before is None:
-        return
-    from tensorflow.python.framework import ops
-
-    registry = ops.gradient_registry._registry  # no public way to unregister
-    for name in _custom_gradients() - before:
-        registry.pop(name, None)
 
 
 class SearchTuner(_SearchTuner, kt.Tuner):

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tfresnet.runner import load_recipe, main
+from tfresnet.training.cli import load_recipe, main
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
 def test_load_recipe_leaves_sys_path_as_it_was():

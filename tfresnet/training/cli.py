@@ -1,9 +1,13 @@
-"""Running recipes: `python recipes/NAME.py` and `tfresnet train recipes/NAME.py`.
+"""``tfresnet train RECIPE`` and ``python recipes/NAME.py``: run a recipe.
+
+    tfresnet train recipes/mnist_fast.py --set epochs=3
+    python recipes/mnist_fast.py --print-config
+    tfresnet train --resume runs/mnist_fast-20240101-120000   # continue a killed run
 
 A recipe is a Python file with ``get_config() -> TrainConfig``. This module loads it, applies
-``--set key=value`` overrides, trains, exports the SavedModel and prints a summary. It sits above
-`training` and `export` in the import graph, which is why the export step lives here and not in
-the trainer.
+``--set key=value`` overrides, trains, exports the SavedModel and prints a summary. Like
+`tfresnet.tuning.cli`, it sits above the trainer and `export` in the import graph, which is why
+the export step lives here and not in the trainer.
 """
 
 from __future__ import annotations

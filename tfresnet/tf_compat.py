@@ -1,0 +1,44 @@
+"""The one place tfresnet touches TensorFlow internals (`tensorflow.python`).
+
+Checked against TensorFlow 2.21.0 (`tf.__version__`); `tests/test_tf_compat.py` fails if the
+registry below changes. Only the tuner uses it (`tfresnet.tuning.tuners`, between trials).
+"""
+
+from __future__ import annotations
+
+__all__ = ["CHECKED_TENSORFLOW_VERSION", "custom_gradient_names", "forget_custom_gradients"]
+
+CHECKED_TENSORFLOW_VERSION = "2.21.0"
+
+# `@tf.custom_gradient` registers each graph-mode call's gradient under this prefix plus a uid
+# (tensorflow/python/ops/custom_gradient.py, 2.21).
+_CUSTOM_GRADIENT_PREFIX = "CustomGradient-"
+
+
+def custom_gradient_names() -> set[str]:
+    """The names `@tf.custom_gradient` has registered in TensorFlow's global gradient registry."""
+    # No public API lists the registry (2.21): `ops.gradient_registry.list()` is the internal one.
+    from tensorflow.python.framework import ops
+
+    return {name for name in ops.gradient_registry.list() if name.startswith(_CUSTOM_GRADIENT_PREFIX)}
+
+
+def forget_custom_gradients(before: set[str] | None) -> None:
+    """Drops the ``@tf.custom_gradient`` functions registered since `before` was taken.
+
+    The leak behind a search's growing RAM: every graph-mode call of a ``@tf.custom_gradient``
+    function registers its gradient under a new name in TensorFlow's global gradient registry,
+    which is never cleared, and the registered closure holds the whole traced graph. Keras'
+    TensorFlow trainer makes such a call in every train step it traces (the replica context's
+    `all_reduce` of the gradients), so each trial's train function -- about 1,400 graph
+    operations and 8 MiB for the small MNIST ConvNet -- outlived the trial, whatever
+    `clear_session` did. Measured with ``benchmarks/tuning_memory.py``. Only names registered
+    since `before` are dropped: their graphs belong to a model nothing uses any more.
+    """
+    if before is None:
+        return
+    from tensorflow.python.framework import ops
+
+    registry = ops.gradient_registry._registry  # no public way to unregister (2.21)
+    for name in custom_gradient_names() - before:
+        registry.pop(name, None)
