@@ -62,3 +62,25 @@ def test_rows_another_suite_saves_meanwhile_are_kept(tmp_path, monkeypatch):
     reproduce.run(rungs="1", smoke=True, out_path=str(out), run_root=str(tmp_path / "runs"))
     saved = json.loads(out.read_text())
     assert sorted(r["item"] for r in saved["runs"]) == ["1", "ch5 30x1"]
+
+
+def test_ch5_vote_and_degradation_items_run_smoke_sized(tmp_path, capsys):
+    """The suite's other paths: four ch5 depths and their gradient norms, rung 7's vote of five
+    networks, and the degradation curves of four, drawn side by side."""
+    assert main(["--suite", "reproduce", "--rungs", "ch5,7,degradation-cpu", "--smoke",
+                 "--out-dir", str(tmp_path)]) == 0
+    saved = json.loads((tmp_path / "reproduce.json").read_text())
+    items = [r["item"] for r in saved["runs"]]
+    assert items == [*(f"ch5 30x{k}" for k in (1, 2, 3, 4)), "7",
+                     *(f"degradation-cpu {m}" for m in ("plain20", "plain56", "resnet20", "resnet56"))]
+    norms = saved["gradient_norms"]
+    for key in ("ours", "ours_softmax"):
+        assert len(norms[key]) == 4
+        assert norms[key][-1] > 10 * norms[key][0]  # the gradient vanishes towards the input
+    assert norms["ours"][0] > norms["ours_softmax"][0]  # sigmoid outputs pass back more
+    # Real digits (the shipped sample) through the book's network: each layer within 3x of the book.
+    assert all(b / 3 < o < 3 * b for b, o in zip(norms["book"], norms["ours"]))
+    curves = [r for r in saved["runs"] if r["item"].startswith("degradation")]
+    assert all(len(r["train_error"]) == 1 and r["budget"] == "cpu" for r in curves)  # smoke: one epoch
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["reproduce_degradation.png", "reproduce_gradients.png"]
+    assert "last / first" in capsys.readouterr().out

@@ -116,8 +116,14 @@ def _run_ch5(seed: int, run_root: str, batch_size: int | None = None, **options)
     return rows
 
 
-def ch5_gradient_norms(seed: int, *, data_dir: str | None, smoke: bool) -> list[float]:
-    """Each hidden layer's bias-gradient norm of a fresh [784, 30 x 4, 10] network, input side first."""
+def ch5_gradient_norms(seed: int, *, data_dir: str | None, smoke: bool, output: str = "sigmoid") -> list[float]:
+    """Each hidden layer's bias-gradient norm of a fresh [784, 30 x 4, 10] network, input side first.
+
+    Args:
+        output: ``"sigmoid"``, the book's network2 (sigmoid outputs, cross-entropy summed over
+            them), or ``"softmax"``, the network `nielsen.ch5_config` trains (softmax and
+            log-likelihood).
+    """
     import keras
 
     from tfresnet import create_model
@@ -128,7 +134,7 @@ def ch5_gradient_norms(seed: int, *, data_dir: str | None, smoke: bool) -> list[
     bundle = load_data(dataclasses.replace(config, batch_size=GRADIENT_DIGITS, verbose=0))
     x, y = next(iter(bundle.train))  # shuffled training digits; the book takes the first 1,000
     keras.utils.set_random_seed(seed)
-    model = create_model(config.model)
+    model = create_model(config.model, preprocessing="auto", classifier_activation=output)  # raw pixels in
     norms = gradient_norms(model, x.numpy(), y.numpy())
     hidden = norms[(norms["weight"] == "bias") & norms["layer"].str.startswith("dense")]
     return [float(v) for v in hidden["grad_norm"]]
@@ -204,7 +210,8 @@ def run(*, rungs: str | None = None, seeds: int = 1, data_dir: str | None = None
                 save([_run_rung(int(item), seed, run_root, **nielsen_options)])
         if item == "ch5":
             result["gradient_norms"] = {"book": list(nielsen.CH5_GRADIENT_NORMS),
-                                        "ours": ch5_gradient_norms(0, **options)}
+                                        "ours": ch5_gradient_norms(0, **options),
+                                        "ours_softmax": ch5_gradient_norms(0, **options, output="softmax")}
             save([])
     result["figures"] = draw_figures(result, os.path.dirname(out_path) if out_path else run_root)
     save([])
@@ -254,10 +261,15 @@ def format_tables(result: dict) -> str:
         ("diff", "diff (points)"), ("wall", "wall time")])
     norms = result.get("gradient_norms")
     if norms:
-        rows = [{"layer": f"hidden {i + 1}", "book": b, "ours": o}
-                for i, (b, o) in enumerate(zip(norms["book"], norms["ours"]))]
-        table += "\n\nCh. 5 bias-gradient norms at initialisation (k = 4):\n\n" + markdown_table(
-            rows, [("layer", "layer"), ("book", "book"), ("ours", "ours")])
+        softmax = norms.get("ours_softmax") or [None] * len(norms["book"])
+        rows = [{"layer": f"hidden {i + 1}", "book": b, "ours": o, "softmax": f"{m:.4f}" if m else None}
+                for i, (b, o, m) in enumerate(zip(norms["book"], norms["ours"], softmax))]
+        rows.append({"layer": "last / first", "book": f"{norms['book'][-1] / norms['book'][0]:.0f}x",
+                     "ours": f"{norms['ours'][-1] / norms['ours'][0]:.0f}x",
+                     "softmax": f"{softmax[-1] / softmax[0]:.0f}x" if softmax[0] else None})
+        table += "\n\nCh. 5 bias-gradient norms at initialisation (k = 4; ours: the book's sigmoid outputs):\n\n"
+        table += markdown_table(rows, [("layer", "layer"), ("book", "book"), ("ours", "ours"),
+                                       ("softmax", "ours, softmax outputs")])
     return table
 
 
@@ -288,7 +300,9 @@ def draw_figures(result: dict, folder: str) -> list[str]:
         fig, ax = plt.subplots(figsize=(5, 4))
         layers = np.arange(1, len(norms["book"]) + 1)
         ax.semilogy(layers, norms["book"], "o-", label="book")
-        ax.semilogy(layers, norms["ours"], "s-", label="ours")
+        ax.semilogy(layers, norms["ours"], "s-", label="ours (sigmoid outputs, as the book)")
+        if norms.get("ours_softmax"):
+            ax.semilogy(layers, norms["ours_softmax"], "^--", label="ours, softmax outputs")
         ax.set(xlabel="hidden layer", ylabel="bias-gradient norm", title="[784, 30 x 4, 10] at init")
         ax.legend()
         paths.append(os.path.join(folder, "reproduce_gradients.png"))
