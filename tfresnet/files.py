@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -46,13 +46,13 @@ def write_atomic(path: str, content: str | bytes | Callable[[str], None]) -> Non
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     # Unique per writer, and keeps the target's suffix (Keras and PIL read the format from it).
-    fd, partial = tempfile.mkstemp(dir=folder, prefix=".partial-", suffix=os.path.basename(path))
-    os.close(fd)
+    # Not tempfile.mkstemp: its files are private (0600), and run directories are shared.
+    partial = os.path.join(folder, f".partial-{os.getpid()}-{secrets.token_hex(4)}-{os.path.basename(path)}")
     try:
         if callable(content):
             content(partial)
         else:
-            with open(partial, "wb" if isinstance(content, bytes) else "w") as f:
+            with open(partial, "xb" if isinstance(content, bytes) else "x") as f:
                 f.write(content)
         replace_durably(partial, path)
     except BaseException:

@@ -17,7 +17,7 @@ def test_rung1_smoke_saves_json_and_prints_the_table(tmp_path, capsys):
     assert all(0 <= r["ours"] <= 100 and r["wall_seconds"] > 0 for r in saved["runs"])
     out = capsys.readouterr().out
     assert "| rung | settings | book % | ours % (mean +- sd) | diff (points) | wall time |" in out
-    assert "| 1 | batch 10, eta 0.1 (book) | 97.8 |" in out and "(n=2)" in out
+    assert "| 1 | batch 10, eta 0.1 (book) | 97.80 |" in out and "(n=2)" in out
 
 
 def test_suite_runs_in_pieces_keeping_earlier_rows_and_resuming_run_dirs(tmp_path, capsys):
@@ -25,11 +25,14 @@ def test_suite_runs_in_pieces_keeping_earlier_rows_and_resuming_run_dirs(tmp_pat
     args = ["--suite", "reproduce", "--smoke", "--out-dir", str(tmp_path / "out"),
             "--run-root", str(tmp_path / "runs")]
     assert main([*args, "--rungs", "1"]) == 0
+    first = json.loads((tmp_path / "out" / "reproduce.json").read_text())["runs"][0]["wall_seconds"]
     assert main([*args, "--rungs", "1", "--batch-size", "40"]) == 0  # eta 0.4: linear scaling
     # Again at the book's batch: the run dir exists and is resumed, not refused or retrained.
     assert main([*args, "--rungs", "1"]) == 0
     saved = json.loads((tmp_path / "out" / "reproduce.json").read_text())
     assert [(r["item"], r["batch_size"], r["lr"]) for r in saved["runs"]] == [("1", 40, 0.4), ("1", 10, 0.1)]
+    # The resumed run's wall time adds to the first attempt's, not only the resume's seconds.
+    assert saved["runs"][1]["wall_seconds"] > first > 0
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["rung1-seed0", "rung1-seed0-batch40"]
     out = capsys.readouterr().out
     assert "| 1 | batch 40, eta 0.4 |" in out and "| 1 | batch 10, eta 0.1 (book) |" in out

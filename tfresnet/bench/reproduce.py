@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import json
 import os
 import statistics
 import tempfile
@@ -24,11 +25,13 @@ import time
 import numpy as np
 
 from tfresnet.bench.common import markdown_table, read_result, write_result
+from tfresnet.files import write_json_atomic
 from tfresnet.reproduce import degradation, nielsen
 
 # "degradation" trains at the paper's 64k iterations; "degradation-cpu" at `degradation.BUDGETS["cpu"]`.
 ITEMS = (*map(str, nielsen.RUNGS), "ch5", "degradation", "degradation-cpu")
 GRADIENT_DIGITS = 1_000  # Nielsen measures the gradient over the first 1,000 training digits
+WALL_FILE = "bench_wall_seconds.json"  # in a run dir: its wall time summed over attempts
 
 
 def parse_rungs(text: str | None) -> list[str]:
@@ -52,7 +55,15 @@ def _train(config, run_root: str, label: str):
     resume = os.path.exists(os.path.join(run_dir, "config.json"))
     started = time.perf_counter()
     result = train(config, run_dir, recipe=label, resume=resume)
-    return result, time.perf_counter() - started
+    # The run's wall time over every attempt: a resumed run adds to what earlier attempts took.
+    path = os.path.join(run_dir, WALL_FILE)
+    earlier = 0.0
+    if resume and os.path.exists(path):
+        with open(path) as f:
+            earlier = float(json.load(f)["seconds"])
+    seconds = earlier + time.perf_counter() - started
+    write_json_atomic(path, {"seconds": seconds})
+    return result, seconds
 
 
 def _label(stem: str, seed: int, batch_size: int | None) -> str:
@@ -246,7 +257,7 @@ def summarise(runs: list[dict]) -> list[dict]:
         settings = f"batch {batch}, eta {done[0]['lr']:g}" if batch and done else "-"
         settings += " (book)" if batch == nielsen.BOOK_BATCH else ""
         rows.append({
-            "item": item, "settings": settings, "book": book,
+            "item": item, "settings": settings, "book": None if book is None else f"{book:.2f}",
             "ours": None if mean is None else f"{mean:.2f} +- {sd:.2f} (n={len(values)})",
             "diff": None if mean is None or book is None else f"{mean - book:+.2f}",
             "wall": f"{sum(r['wall_seconds'] for r in done):,.0f} s",
