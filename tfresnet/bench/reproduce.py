@@ -297,11 +297,16 @@ def draw_figures(result: dict, folder: str) -> list[str]:
         fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
         for r in curves:
             ax = axes[0 if r["model"].startswith("plain") else 1]
-            line, = ax.plot(np.array(r["train_error"]) * 100, "--", label=f"{r['model']} train")
+            steps = degradation.BUDGETS[r.get("budget", "paper")].steps_per_epoch
+            x = np.arange(1, len(r["train_error"]) + 1) * (steps or 1)
+            # Dashed: training error, bold: validation error, as the paper's figure 6.
+            line, = ax.plot(x, np.array(r["train_error"]) * 100, "--", label=f"{r['model']} train")
             if r["val_error"]:
-                ax.plot(np.array(r["val_error"]) * 100, color=line.get_color(), label=f"{r['model']} val")
+                ax.plot(x, np.array(r["val_error"]) * 100, color=line.get_color(), linewidth=2,
+                        label=f"{r['model']} val")
+        xlabel = "iterations" if any(r.get("budget") == "cpu" for r in curves) else "epoch"
         for ax, title in zip(axes, ("plain", "residual")):
-            ax.set(title=title, xlabel="epoch", ylabel="error (%)")
+            ax.set(title=title, xlabel=xlabel, ylabel="error (%)", yscale="log")  # 90% and 0.5% both readable
             ax.legend()
         paths.append(os.path.join(folder, "reproduce_degradation.png"))
         fig.savefig(paths[-1], dpi=100, bbox_inches="tight")
