@@ -256,7 +256,7 @@ class Session:
         train, validation = feed(bundle.train, config.steps_per_epoch), feed(bundle.validation, eval_limit)
         if config.strategy is not None:  # each global batch split between the replicas
             train, validation = multiworker.shard_by_data(train), multiworker.shard_by_data(validation)
-        # The trainer's report uses its own (uncapped-by-strategy) copy: evaluation is local.
+        # The report's split is never sharded: the chief evaluates it alone.
         test_split = "test" if bundle.test is not None else "validation"
         test = _take(bundle.test if bundle.test is not None else bundle.validation, eval_limit)
         return cls(config, bundle, train, validation, test, test_split, steps_per_epoch_of(bundle, config))
@@ -284,8 +284,9 @@ class Session:
                 f"`[l.name for l in tfresnet.create_model({config.model!r}).layers]`."
             )
         if config.freeze_backbone:
-            head = finetune.head_layer_names(model, config.model, **config.model_args,
-                                             input_shape=tuple(data.input_shape))
+            # The data's shape wins over a model_args one, as the model was built with it.
+            head = finetune.head_layer_names(model, config.model,
+                                             **{**config.model_args, "input_shape": tuple(data.input_shape)})
             finetune.freeze_backbone(model, head)
         return model
 
