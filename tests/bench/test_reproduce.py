@@ -1,5 +1,6 @@
 """The `reproduce` suite's machinery, smoke-sized: rung 1 runs, is saved and tabled beside the book."""
 
+import dataclasses
 import json
 
 import pytest
@@ -70,12 +71,17 @@ def test_rows_another_suite_saves_meanwhile_are_kept(tmp_path, monkeypatch):
 def test_ch5_vote_and_degradation_items_run_smoke_sized(tmp_path, capsys):
     """The suite's other paths: four ch5 depths and their gradient norms, rung 7's vote of five
     networks, and the degradation curves of four, drawn side by side."""
+    runs = tmp_path / "runs"
     assert main(["--suite", "reproduce", "--rungs", "ch5,7,degradation-cpu", "--smoke",
-                 "--out-dir", str(tmp_path)]) == 0
+                 "--out-dir", str(tmp_path), "--run-root", str(runs)]) == 0
     saved = json.loads((tmp_path / "reproduce.json").read_text())
     items = [r["item"] for r in saved["runs"]]
     assert items == [*(f"ch5 30x{k}" for k in (1, 2, 3, 4)), "7",
                      *(f"degradation-cpu {m}" for m in ("plain20", "plain56", "resnet20", "resnet56"))]
+    # Rung 7's voters are rung 6's runs of seeds 0-4: a later `--rungs 6 --seeds 5` reuses them.
+    vote = saved["runs"][4]
+    assert [v["seed"] for v in vote["voters"]] == [0, 1, 2, 3, 4]
+    assert sorted(p.name for p in runs.glob("rung*")) == [f"rung6-seed{s}" for s in range(5)]
     norms = saved["gradient_norms"]
     for key in ("ours", "ours_softmax"):
         assert len(norms[key]) == 4
@@ -87,3 +93,15 @@ def test_ch5_vote_and_degradation_items_run_smoke_sized(tmp_path, capsys):
     assert all(len(r["train_error"]) == 1 and r["budget"] == "cpu" for r in curves)  # smoke: one epoch
     assert sorted(p.name for p in tmp_path.glob("*.png")) == ["reproduce_degradation.png", "reproduce_gradients.png"]
     assert "last / first" in capsys.readouterr().out
+
+
+def test_rung7_votes_rung6_runs_already_finished_without_training_them_again(tmp_path, monkeypatch):
+    monkeypatch.setitem(reproduce.nielsen.RUNGS, 7, dataclasses.replace(reproduce.nielsen.RUNGS[7], votes=2))
+    options = {"data_dir": None, "smoke": True}
+    rung6 = [reproduce._run_rung(6, seed, str(tmp_path), **options) for seed in (0, 1)]
+    history = {p: p.read_bytes() for p in tmp_path.glob("rung6-seed*/history.csv")}
+    vote = reproduce._run_rung(7, 0, str(tmp_path), **options)
+    assert {p: p.read_bytes() for p in tmp_path.glob("rung6-seed*/history.csv")} == history  # no new epoch
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rung6-seed0", "rung6-seed1"]
+    assert [v["ours"] for v in vote["voters"]] == pytest.approx([r["ours"] for r in rung6])
+    assert vote["wall_seconds"] >= sum(r["wall_seconds"] for r in rung6)  # the trainings' time, not a reload's

@@ -4,7 +4,7 @@
     tfresnet bench --suite reproduce --rungs ch5,degradation
 
 Items (`--rungs`): Nielsen's chapter 6 rungs ``1``..``7`` (`tfresnet.reproduce.nielsen.RUNGS`;
-rung 7 trains 5 rung-6 networks per seed and takes their plurality vote), ``ch5`` (the four
+rung 7's seed s is the plurality vote of rung 6's seeds 5s..5s+4, trained where not already), ``ch5`` (the four
 chapter 5 depths, and the bias-gradient norms of the k = 4 network at initialisation over 1,000
 training digits) and ``degradation`` (He et al. figure 6's four networks, whose training and
 validation error curves are drawn side by side). Each finished run is saved to the JSON file at
@@ -92,20 +92,23 @@ def _vote(models, config) -> float:
 def _run_rung(rung: int, seed: int, run_root: str, batch_size: int | None = None, **options) -> dict:
     row = nielsen.RUNGS[rung]
     config = _prepare(nielsen.rung_config(rung, batch_size), seed=seed, **options)
-    label = _label(f"rung{rung}", seed, batch_size)
     if row.votes == 1:
-        result, seconds = _train(config, run_root, label)
+        extra = {}
+        result, seconds = _train(config, run_root, _label(f"rung{rung}", seed, batch_size))
         accuracy = result.metrics["accuracy"] * 100  # test, at the best validation epoch
     else:
-        models, seconds = [], 0.0
-        for voter in range(row.votes):
-            voter_config = dataclasses.replace(config, seed=seed * row.votes + voter)
-            result, took = _train(voter_config, run_root, f"{label}-voter{voter}")
+        # The voters are `row.vote_of`'s runs (same config and run dir), so a rung-6 run already
+        # finished is resumed as finished and only evaluated; the wall time is the five trainings'.
+        models, seconds, extra = [], 0.0, {"voters": []}
+        for voter in range(seed * row.votes, (seed + 1) * row.votes):
+            voter_config = _prepare(nielsen.rung_config(row.vote_of, batch_size), seed=voter, **options)
+            result, took = _train(voter_config, run_root, _label(f"rung{row.vote_of}", voter, batch_size))
             models.append(result.model)
             seconds += took
+            extra["voters"].append({"seed": voter, "ours": result.metrics["accuracy"] * 100})
         accuracy = _vote(models, config)
     return {"item": str(rung), "seed": seed, "model": row.model, "book": row.book,
-            "ours": accuracy, **_settings(config), "wall_seconds": round(seconds, 1)}
+            "ours": accuracy, **_settings(config), "wall_seconds": round(seconds, 1), **extra}
 
 
 def _settings(config) -> dict:

@@ -48,6 +48,8 @@ class Rung:
         dropout: network3's softmax layer's p_dropout (the hidden layers' is in the model row).
         book: test accuracy in percent the book reports.
         votes: networks in the ensemble (rung 7 votes 5 rung-6 networks).
+        vote_of: the rung whose networks vote (rung 7's are rung 6's: its voters of seed s are
+            rung 6's runs of seeds 5s..5s+4, so training rung 6 over five seeds trains them).
         batch_size: mini-batch size; 10 throughout the book.
     """
 
@@ -59,6 +61,7 @@ class Rung:
     dropout: float
     book: float
     votes: int = 1
+    vote_of: int | None = None
     batch_size: int = BOOK_BATCH
 
 
@@ -70,7 +73,7 @@ RUNGS = {
     4: Rung("nielsen_conv2_relu", 60, 0.03, 0.1, None, 0.0, 99.23),
     5: Rung("nielsen_conv2_relu", 60, 0.03, 0.1, "shift1", 0.0, 99.37),
     6: Rung("nielsen_conv2_fc1000x2", 40, 0.03, 0.0, "shift1", 0.5, 99.60),
-    7: Rung("nielsen_conv2_fc1000x2", 40, 0.03, 0.0, "shift1", 0.5, 99.67, votes=5),
+    7: Rung("nielsen_conv2_fc1000x2", 40, 0.03, 0.0, "shift1", 0.5, 99.67, votes=5, vote_of=6),
 }
 
 # Chapter 5: [784, 30 x k, 10] sigmoid networks, 30 epochs, mini-batch 10, eta 0.1, lambda 5.0.
