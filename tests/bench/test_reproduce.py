@@ -105,3 +105,12 @@ def test_rung7_votes_rung6_runs_already_finished_without_training_them_again(tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rung6-seed0", "rung6-seed1"]
     assert [v["ours"] for v in vote["voters"]] == pytest.approx([r["ours"] for r in rung6])
     assert vote["wall_seconds"] >= sum(r["wall_seconds"] for r in rung6)  # the trainings' time, not a reload's
+
+
+def test_ch5_rows_of_each_output_layer_are_kept_and_tabled_apart():
+    row = {"item": "ch5 30x1", "seed": 0, "batch_size": 10, "lr": 0.1, "book": 96.48, "wall_seconds": 1.0}
+    runs = [{**row, "ours": 96.9}, {**row, "ours": 96.6, "output": "sigmoid"}]  # the first: saved before outputs
+    assert reproduce._key(runs[0]) != reproduce._key(runs[1])
+    table = reproduce.summarise(runs)
+    assert [(r["settings"], r["diff"]) for r in table] == [
+        ("batch 10, eta 0.1 (book), softmax outputs", "+0.42"), ("batch 10, eta 0.1 (book), sigmoid outputs", "+0.12")]

@@ -113,14 +113,16 @@ def _run_rung(rung: int, seed: int, run_root: str, batch_size: int | None = None
 
 def _settings(config) -> dict:
     """What a row was trained with, so the table says which runs are the book's settings."""
-    return {"batch_size": config.batch_size, "lr": config.lr, "epochs": config.epochs}
+    return {"batch_size": config.batch_size, "lr": config.lr, "epochs": config.epochs, "output": config.output}
 
 
 def _run_ch5(seed: int, run_root: str, batch_size: int | None = None, **options) -> list[dict]:
     rows = []
     for depth in nielsen.CH5_DEPTHS:
         config = _prepare(nielsen.ch5_config(depth, batch_size), seed=seed, **options)
-        result, seconds = _train(config, run_root, _label(f"ch5-30x{depth}", seed, batch_size))
+        # Runs with the book's sigmoid outputs keep out of the dirs of earlier softmax runs.
+        stem = f"ch5-30x{depth}" + ("-sigmoid" if config.output == "sigmoid" else "")
+        result, seconds = _train(config, run_root, _label(stem, seed, batch_size))
         history = result.history
         # The book's chapter 5 figures are the best validation accuracy over the epochs.
         ours = float(history["val_accuracy"].max() * 100) if "val_accuracy" in history else None
@@ -245,20 +247,27 @@ def _locked(out_path: str | None):
 
 
 def _key(row: dict) -> tuple:
-    return row["item"], row["seed"], row.get("batch_size")
+    item, batch, output = _group(row)
+    return item, row["seed"], batch, output
+
+
+def _group(row: dict) -> tuple:
+    """The rows of one item and setting, whose seeds are averaged (earlier rows were all softmax)."""
+    return row["item"], row.get("batch_size"), row.get("output", "softmax")
 
 
 def summarise(runs: list[dict]) -> list[dict]:
     """One row per item and mini-batch: the book's figure, ours as mean +- sd over seeds, the difference."""
     rows = []
-    for item, batch in dict.fromkeys((r["item"], r.get("batch_size")) for r in runs):
-        done = [r for r in runs if (r["item"], r.get("batch_size")) == (item, batch) and r["ours"] is not None]
+    for item, batch, output in dict.fromkeys(map(_group, runs)):
+        done = [r for r in runs if _group(r) == (item, batch, output) and r["ours"] is not None]
         values = [r["ours"] for r in done]
         book = done[0]["book"] if done else None
         mean = statistics.fmean(values) if values else None
         sd = statistics.stdev(values) if len(values) > 1 else 0.0
         settings = f"batch {batch}, eta {done[0]['lr']:g}" if batch and done else "-"
         settings += " (book)" if batch == nielsen.BOOK_BATCH else ""
+        settings += f", {output} outputs" if item.startswith("ch5") else ""
         rows.append({
             "item": item, "settings": settings, "book": None if book is None else f"{book:.2f}",
             "ours": None if mean is None else f"{mean:.2f} +- {sd:.2f} (n={len(values)})",

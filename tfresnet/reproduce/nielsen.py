@@ -145,13 +145,14 @@ def rung_config(rung: int, batch_size: int | None = None) -> TrainConfig:
     )
 
 
-def ch5_config(depth: int = 4, batch_size: int | None = None) -> TrainConfig:
+def ch5_config(depth: int = 4, batch_size: int | None = None, output: str = "sigmoid") -> TrainConfig:
     """Chapter 5's [784, 30 x depth, 10] sigmoid network as the book trains it.
 
-    `batch_size` as for `rung_config` (network2's L2 does not depend on the batch).
-
-    One deviation: the output layer is softmax with log-likelihood (the trainer's loss), not
-    network2's sigmoid outputs with cross-entropy.
+    Args:
+        depth: hidden layers of 30, a member of `CH5_DEPTHS`.
+        batch_size: as for `rung_config` (network2's L2 does not depend on the batch).
+        output: ``"sigmoid"``, network2's sigmoid output units with the cross-entropy cost summed
+            over them, or ``"softmax"`` with log-likelihood (`TrainConfig.output`).
 
     Raises:
         ValueError: for a depth not in `CH5_DEPTHS`.
@@ -162,6 +163,7 @@ def ch5_config(depth: int = 4, batch_size: int | None = None) -> TrainConfig:
     l2_lambda = 5.0
     return _nielsen_base(
         model=f"sigmoid_mlp_30x{depth}",
+        output=output,
         lr=0.1 * batch / BOOK_BATCH,
         l2=l2_lambda / (2 * TRAIN_DIGITS),  # network2.py's L2: lambda / (2 n)
         epochs=30,

@@ -82,6 +82,9 @@ class TrainConfig:
     step_epochs: list = dataclasses.field(default_factory=list)  # "step": epochs where lr *= step_gamma
     step_gamma: float = 0.1
     label_smoothing: float = 0.0
+    # The classifier's units and the loss (tfresnet.training.losses.OUTPUTS): softmax with
+    # log-likelihood, or sigmoid units with cross-entropy summed over them (Nielsen's network2).
+    output: Literal["softmax", "sigmoid"] = "softmax"
     epochs: int = 10
     batch_size: int = 128
     seed: int = 0
@@ -146,6 +149,11 @@ class TrainConfig:
             raise ConfigError(
                 f"warmup_epochs must be shorter than epochs={self.epochs}. "
                 f"Received warmup_epochs={self.warmup_epochs!r}"
+            )
+        if "classifier_activation" in self.model_args:
+            raise ConfigError(
+                "model_args.classifier_activation is set by output= (softmax or sigmoid), which "
+                f"also picks the loss. Received model_args={self.model_args!r}"
             )
         if self.schedule == "step" and not self.step_epochs:
             raise ConfigError("schedule='step' needs step_epochs, e.g. --set step_epochs=30,60")

@@ -34,6 +34,7 @@ from tfresnet.training import finetune, multiworker, phases, report
 from tfresnet.training.callbacks import AtomicBackupAndRestore, make_callbacks
 from tfresnet.training.config import ConfigError, TrainConfig
 from tfresnet.training.determinism import EpochSync
+from tfresnet.training.losses import OUTPUTS, make_loss
 from tfresnet.training.schedules import make_schedule
 
 __all__ = ["Session", "Phase", "SMOKE_BATCHES", "smoke_config", "load_data", "build_model", "compile_model",
@@ -106,7 +107,8 @@ def build_model(config: TrainConfig, input_shape, num_classes: int) -> keras.Mod
     """Builds the registry model with the config's regularisation and input scaling inside it."""
     kwargs = dict(
         input_shape=tuple(input_shape), num_classes=num_classes, l2=config.l2,
-        dropout=config.dropout, preprocessing="auto", **config.model_args,
+        dropout=config.dropout, preprocessing="auto", classifier_activation=OUTPUTS[config.output][0],
+        **config.model_args,
     )
     if config.drop_path:
         kwargs["drop_path"] = config.drop_path
@@ -206,7 +208,7 @@ def compile_model(model, config: TrainConfig, steps_per_epoch: int, *, epochs: i
     lr = peak if config.reduce_lr_on_plateau else make_schedule(config, steps_per_epoch, epochs=epochs, peak=peak)
     model.compile(
         optimizer=OPTIMIZERS[config.optimizer](config, lr),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        loss=make_loss(config.output, config.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         jit_compile=_jit_compile(config),
         steps_per_execution=config.steps_per_execution,
