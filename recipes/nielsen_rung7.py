@@ -1,4 +1,4 @@
-"""Nielsen, NNDL chapter 6, rung 7: one of the 5 voting rung-6 networks.
+"""Nielsen, NNDL chapter 6, rung 7: one of the 5 voting rung-6 networks (the vote is the suite's).
 
 Book: 99.67% test accuracy.
 
@@ -8,7 +8,8 @@ Run:
     tfresnet train recipes/nielsen_rung7.py --set smoke=true   # seconds, for tests
 
 The row is `tfresnet.reproduce.nielsen.RUNGS[7]` (nielsen_conv2_fc1000x2, 40 epochs, mini-batch
-10, eta 0.03); that module's docstring derives the L2 coefficient.
+10, eta 0.03); that module's docstring derives the L2 coefficient. The suite's rung 7 votes
+rung 6's networks of seeds 0-4 (`--rungs 6 --seeds 5` trains them).
 Not yet trained to the end on this machine.
 """
 
