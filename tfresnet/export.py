@@ -2,7 +2,8 @@
 
 Every export takes **raw uint8 pixels** ``[N, H, W, C]`` and returns float32 ``probabilities``
 ``[N, K]`` and the top ``class_id`` ``[N]``: the input scaling is the model's own
-`tfresnet.models.layers.Preprocess` layer, so a client never re-implements it.
+`tfresnet.models.layers.Preprocess` layer, so a client never re-implements it. (A model trained
+with ``output="sigmoid"`` gives each class its own unit's probability; those need not sum to 1.)
 
 The SavedModel (`export_saved_model`) carries two signatures, built with Keras 3's
 `keras.export.ExportArchive` (the documented way to give a Keras 3 model custom endpoints):
