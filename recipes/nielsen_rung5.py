@@ -9,7 +9,7 @@ Run:
 
 The row is `tfresnet.reproduce.nielsen.RUNGS[5]` (nielsen_conv2_relu, 60 epochs, mini-batch
 10, eta 0.03); that module's docstring derives the L2 coefficient. Measured on the 2-core CPU
-machine at batch 100, eta 0.3 (`--batch-size 100`), seed 0: 99.35% (32-40 s an epoch when alone on the machine).
+machine at batch 100, eta 0.3 (`--batch-size 100`), seed 0: 99.35% (31-40 s an epoch when alone on the machine).
 """
 
 from tfresnet.reproduce.nielsen import recipe, rung_config

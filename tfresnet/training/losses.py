@@ -40,13 +40,13 @@ class SummedBinaryCrossentropy(keras.losses.Loss):
         return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
 
-# output layer -> (the classifier's activation, the loss class taking label_smoothing=)
+# output layer (also the name of the classifier's Keras activation) -> its loss class
 OUTPUTS = {
-    "softmax": ("softmax", keras.losses.CategoricalCrossentropy),
-    "sigmoid": ("sigmoid", SummedBinaryCrossentropy),
+    "softmax": keras.losses.CategoricalCrossentropy,
+    "sigmoid": SummedBinaryCrossentropy,
 }
 
 
 def make_loss(output: str, label_smoothing: float = 0.0) -> keras.losses.Loss:
     """The loss that goes with an `OUTPUTS` output layer."""
-    return OUTPUTS[output][1](label_smoothing=label_smoothing)
+    return OUTPUTS[output](label_smoothing=label_smoothing)

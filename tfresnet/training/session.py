@@ -34,7 +34,7 @@ from tfresnet.training import finetune, multiworker, phases, report
 from tfresnet.training.callbacks import AtomicBackupAndRestore, make_callbacks
 from tfresnet.training.config import ConfigError, TrainConfig
 from tfresnet.training.determinism import EpochSync
-from tfresnet.training.losses import OUTPUTS, make_loss
+from tfresnet.training.losses import make_loss
 from tfresnet.training.schedules import make_schedule
 
 __all__ = ["Session", "Phase", "SMOKE_BATCHES", "smoke_config", "load_data", "build_model", "compile_model",
@@ -107,7 +107,8 @@ def build_model(config: TrainConfig, input_shape, num_classes: int) -> keras.Mod
     """Builds the registry model with the config's regularisation and input scaling inside it."""
     kwargs = dict(
         input_shape=tuple(input_shape), num_classes=num_classes, l2=config.l2,
-        dropout=config.dropout, preprocessing="auto", classifier_activation=OUTPUTS[config.output][0],
+        dropout=config.dropout, preprocessing="auto",
+        classifier_activation=config.output,  # an output's name is its Keras activation's (losses.OUTPUTS)
         **config.model_args,
     )
     if config.drop_path:
