@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import types
 
 import pytest
 
@@ -91,8 +92,30 @@ def test_ch5_vote_and_degradation_items_run_smoke_sized(tmp_path, capsys):
     assert all(b / 3 < o < 3 * b for b, o in zip(norms["book"], norms["ours"]))
     curves = [r for r in saved["runs"] if r["item"].startswith("degradation")]
     assert all(len(r["train_error"]) == 1 and r["budget"] == "cpu" for r in curves)  # smoke: one epoch
-    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["reproduce_degradation.png", "reproduce_gradients.png"]
+    figures = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert figures == ["reproduce_degradation-cpu.png", "reproduce_gradients.png"]
     assert "last / first" in capsys.readouterr().out
+
+
+def test_each_degradation_network_is_saved_as_it_finishes(tmp_path, monkeypatch):
+    """Four networks take hours at the paper's budget: a suite killed in the third keeps two rows."""
+    out = tmp_path / "reproduce.json"
+    trained = []
+
+    def fake_train(config, run_root, label):
+        if len(trained) == 2:
+            raise KeyboardInterrupt  # stands in for the kill
+        trained.append(label)
+        history = {"accuracy": [0.9], "val_accuracy": [0.8]}
+        return types.SimpleNamespace(history=history, metrics={"accuracy": 0.85}), 1.0
+
+    monkeypatch.setattr(reproduce, "_train", fake_train)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce.run(rungs="degradation-cpu-augmented", smoke=True, out_path=str(out),
+                      run_root=str(tmp_path / "runs"))
+    saved = json.loads(out.read_text())
+    assert [r["item"] for r in saved["runs"]] == [f"degradation-cpu-augmented {m}" for m in ("plain20", "plain56")]
+    assert saved["runs"][0]["train_error"] == [pytest.approx(0.1)]
 
 
 def test_rung7_votes_rung6_runs_already_finished_without_training_them_again(tmp_path, monkeypatch):

@@ -51,6 +51,8 @@ def test_degradation_milestones_are_the_papers_iterations():
         degradation.degradation_config("resnet110")
     cpu = degradation.degradation_config("resnet56", "cpu")  # 1,200 steps, lr / 10 at 600 and 900
     assert (cpu.steps_per_epoch, cpu.epochs, cpu.step_epochs) == (100, 12, [6, 9])
+    harder = degradation.degradation_config("resnet56", "cpu-augmented")  # the same steps, augmented
+    assert (harder.epochs, harder.step_epochs, harder.augment, cpu.augment) == (12, [6, 9], "standard", "none")
     with pytest.raises(ValueError, match="'paper'"):
         degradation.degradation_config("resnet56", "weekend")
 

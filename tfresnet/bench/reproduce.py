@@ -28,8 +28,13 @@ from tfresnet.bench.common import markdown_table, read_result, write_result
 from tfresnet.files import write_json_atomic
 from tfresnet.reproduce import degradation, nielsen
 
-# "degradation" trains at the paper's 64k iterations; "degradation-cpu" at `degradation.BUDGETS["cpu"]`.
-ITEMS = (*map(str, nielsen.RUNGS), "ch5", "degradation", "degradation-cpu")
+
+def _degradation_item(budget: str) -> str:
+    """The item of a budget: "degradation" (the paper's 64k iterations) or "degradation-NAME"."""
+    return "degradation" if budget == "paper" else f"degradation-{budget}"
+
+
+ITEMS = (*map(str, nielsen.RUNGS), "ch5", *map(_degradation_item, degradation.BUDGETS))
 GRADIENT_DIGITS = 1_000  # Nielsen measures the gradient over the first 1,000 training digits
 WALL_FILE = "bench_wall_seconds.json"  # in a run dir: its wall time summed over attempts
 
@@ -156,20 +161,19 @@ def ch5_gradient_norms(seed: int, *, data_dir: str | None, smoke: bool, output: 
     return [float(v) for v in hidden["grad_norm"]]
 
 
-def _run_degradation(item: str, seed: int, run_root: str, **options) -> list[dict]:
+def _run_degradation(item: str, seed: int, run_root: str, **options):
+    """Yields figure 6's networks' rows one at a time, so each is saved as it finishes."""
     budget = item.partition("-")[2] or "paper"
-    rows = []
     for model in degradation.DEGRADATION_MODELS:
         config = _prepare(degradation.degradation_config(model, budget), seed=seed, **options)
         result, seconds = _train(config, run_root, f"{item}-{model}-seed{seed}")
         history = result.history
-        rows.append({
+        yield {
             "item": f"{item} {model}", "seed": seed, "model": model, "book": None, "budget": budget,
             "ours": result.metrics["accuracy"] * 100, "wall_seconds": round(seconds, 1),
             "train_error": [1 - float(a) for a in history["accuracy"]],
             "val_error": [1 - float(a) for a in history.get("val_accuracy", [])],
-        })
-    return rows
+        }
 
 
 def run(*, rungs: str | None = None, seeds: int = 1, data_dir: str | None = None, smoke: bool = False,
@@ -221,7 +225,8 @@ def run(*, rungs: str | None = None, seeds: int = 1, data_dir: str | None = None
             if item == "ch5":
                 save(_run_ch5(seed, run_root, **nielsen_options))
             elif item.startswith("degradation"):
-                save(_run_degradation(item, seed, run_root, **options))
+                for row in _run_degradation(item, seed, run_root, **options):
+                    save([row])
             else:
                 save([_run_rung(int(item), seed, run_root, **nielsen_options)])
         if item == "ch5":
@@ -305,22 +310,25 @@ def draw_figures(result: dict, folder: str) -> list[str]:
 
     paths = []
     curves = [r for r in result["runs"] if "train_error" in r and r["seed"] == 0]
-    if curves:
+    for budget in degradation.BUDGETS:  # one figure a budget: their x axes differ
+        runs = [r for r in curves if r.get("budget", "paper") == budget]
+        if not runs:
+            continue
+        steps = degradation.BUDGETS[budget].steps_per_epoch
         fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-        for r in curves:
+        for r in runs:
             ax = axes[0 if r["model"].startswith("plain") else 1]
-            steps = degradation.BUDGETS[r.get("budget", "paper")].steps_per_epoch
             x = np.arange(1, len(r["train_error"]) + 1) * (steps or 1)
             # Dashed: training error, bold: validation error, as the paper's figure 6.
             line, = ax.plot(x, np.array(r["train_error"]) * 100, "--", label=f"{r['model']} train")
             if r["val_error"]:
                 ax.plot(x, np.array(r["val_error"]) * 100, color=line.get_color(), linewidth=2,
                         label=f"{r['model']} val")
-        xlabel = "iterations" if any(r.get("budget") == "cpu" for r in curves) else "epoch"
         for ax, title in zip(axes, ("plain", "residual")):
-            ax.set(title=title, xlabel=xlabel, ylabel="error (%)", yscale="log")  # 90% and 0.5% both readable
+            ax.set(title=f"{title} ({budget} budget)", xlabel="iterations" if steps else "epoch",
+                   ylabel="error (%)", yscale="log")  # 90% and 0.5% both readable
             ax.legend()
-        paths.append(os.path.join(folder, "reproduce_degradation.png"))
+        paths.append(os.path.join(folder, f"reproduce_{_degradation_item(budget)}.png"))
         fig.savefig(paths[-1], dpi=100, bbox_inches="tight")
         plt.close(fig)
     norms = result.get("gradient_norms")

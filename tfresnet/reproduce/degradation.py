@@ -32,10 +32,13 @@ class Budget:
         iterations: optimizer steps in all.
         steps_per_epoch: steps between two points of the curves; None for whole passes over the
             50,000 training digits (391 steps, the last batch partial).
+        augment: an augmentation preset (`tfresnet.data.augment.AUGMENT_PRESETS`) that makes the
+            task harder; the paper's CIFAR-10 runs augment too (4-pixel shifts, flips).
     """
 
     iterations: int
     steps_per_epoch: int | None = None
+    augment: str = "none"
 
     def epochs(self) -> int:
         return round(self.iterations / (self.steps_per_epoch or -(-TRAIN_DIGITS // BATCH_SIZE)))
@@ -46,6 +49,11 @@ BUDGETS = {
     # What a 2-core CPU affords (plain56 and resnet56 take about 1 s a step there): 1,200 steps,
     # a point every 100, each of a fresh random 12,800 of the 50,000 digits.
     "cpu": Budget(1_200, steps_per_epoch=100),
+    # The same 1,200 steps on a harder task, as the issue asks where MNIST is too easy for the
+    # residual half: at "cpu" resnet20 ends at 0.5% training error, a floor that leaves a deeper
+    # network no room to do better. Flips, rotations of up to 18 degrees, zoom, shifts and
+    # contrast keep the training error of both networks well above it.
+    "cpu-augmented": Budget(1_200, steps_per_epoch=100, augment="standard"),
 }
 
 
@@ -65,6 +73,7 @@ def degradation_config(model: str = "plain20", budget: str = "paper") -> TrainCo
         model=model,
         data="mnist",
         data_args={"holdout": "last"},
+        augment=row.augment,
         validation_split=1 / 6,       # 10,000 of the 60,000 (TrainConfig takes a fraction)
         optimizer="sgd",
         momentum=0.9,
