@@ -53,6 +53,8 @@ def test_degradation_milestones_are_the_papers_iterations():
     assert (cpu.steps_per_epoch, cpu.epochs, cpu.step_epochs) == (100, 12, [6, 9])
     harder = degradation.degradation_config("resnet56", "cpu-augmented")  # the same steps, augmented
     assert (harder.epochs, harder.step_epochs, harder.augment, cpu.augment) == (12, [6, 9], "standard", "none")
+    warm = degradation.degradation_config("resnet56", "cpu-augmented-warmup")  # the paper's remedy, for all four
+    assert (warm.warmup_epochs, warm.augment, harder.warmup_epochs) == (1, "standard", 0)
     with pytest.raises(ValueError, match="'paper'"):
         degradation.degradation_config("resnet56", "weekend")
 
