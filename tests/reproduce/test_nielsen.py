@@ -55,6 +55,8 @@ def test_degradation_milestones_are_the_papers_iterations():
     assert (harder.epochs, harder.step_epochs, harder.augment, cpu.augment) == (12, [6, 9], "standard", "none")
     warm = degradation.degradation_config("resnet56", "cpu-augmented-warmup")  # the paper's remedy, for all four
     assert (warm.warmup_epochs, warm.augment, harder.warmup_epochs) == (1, "standard", 0)
+    long = degradation.degradation_config("resnet56", "cpu-long")  # twice the steps, milestones with them
+    assert (long.epochs, long.step_epochs, long.warmup_epochs) == (24, [12, 18], 1)
     with pytest.raises(ValueError, match="'paper'"):
         degradation.degradation_config("resnet56", "weekend")
 

@@ -21,6 +21,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -161,7 +162,7 @@ def ch5_gradient_norms(seed: int, *, data_dir: str | None, smoke: bool, output: 
     return [float(v) for v in hidden["grad_norm"]]
 
 
-def _run_degradation(item: str, seed: int, run_root: str, **options):
+def _run_degradation(item: str, seed: int, run_root: str, **options) -> Iterator[dict]:
     """Yields figure 6's networks' rows one at a time, so each is saved as it finishes."""
     budget = item.partition("-")[2] or "paper"
     for model in degradation.DEGRADATION_MODELS:
