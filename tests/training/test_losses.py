@@ -34,7 +34,7 @@ def test_classifier_activation_is_output_not_a_model_arg():
 
 def test_sigmoid_outputs_learn_and_the_checkpoint_loads_safely(tmp_path):
     # Chapter 5's one-hidden-layer sigmoid net with sigmoid outputs, 2 epochs of the 6,000-digit
-    # sample at network2's batch-10 eta 0.1 scaled to batch 100: measured 0.868 and 0.880 (seeds
+    # sample at network2's batch-10 eta 0.1 scaled to batch 100: measured 0.87-0.88 (seeds
     # 0, 1) against chance 0.1.
     config = TrainConfig(model="sigmoid_mlp_30x1", output="sigmoid", optimizer="sgd", momentum=0.0,
                          lr=1.0, batch_size=100, epochs=2, validation_split=0.1, export=False,
