@@ -143,6 +143,17 @@ def test_small_resnet_param_counts_match_paper(name):
     assert n == exact
 
 
+def test_small_resnet_width_scales_every_stage():
+    # width w gives stages of w, 2w and 4w filters: at 4, a quarter of the paper's 16/32/64.
+    model = create_model("resnet20", input_shape=(28, 28, 1), num_classes=10, width=4)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert sorted({layer.filters for layer in convs}) == [4, 8, 16]
+    assert convs[0].filters == 4 and convs[-1].filters == 16
+    assert model.count_params() == 17_598
+    wide = create_model("resnet20", input_shape=(28, 28, 1), num_classes=10)
+    assert sorted({layer.filters for layer in wide.layers if isinstance(layer, keras.layers.Conv2D)}) == [16, 32, 64]
+
+
 # --- keras.applications parity ----------------------------------------------------------------
 
 
@@ -297,6 +308,8 @@ def test_drop_path_is_identity_at_inference_and_random_in_training():
     ("resnet20", {"drop_path": 1.0}, "drop_path=1.0"),
     ("plain18", {"drop_path": 0.1}, "drop_path=0.1"),
     ("plain20", {"drop_path": 0.1}, "drop_path=0.1"),
+    ("resnet20", {"width": 0}, "width=0"),
+    ("plain56", {"width": 4.0}, "width=4.0"),
     ("resnet50", {"num_classes": 0}, "num_classes=0"),
 ])
 def test_bad_arguments_raise_with_the_value_echoed(name, kwargs, echoed):

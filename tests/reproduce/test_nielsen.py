@@ -57,6 +57,9 @@ def test_degradation_milestones_are_the_papers_iterations():
     assert (warm.warmup_epochs, warm.augment, harder.warmup_epochs) == (1, "standard", 0)
     long = degradation.degradation_config("resnet56", "cpu-long")  # twice the steps, milestones with them
     assert (long.epochs, long.step_epochs, long.warmup_epochs) == (24, [12, 18], 1)
+    narrow = degradation.degradation_config("plain20", "cpu-narrow")  # cpu-augmented-warmup, a quarter of the width
+    assert (narrow.epochs, narrow.step_epochs, narrow.augment, narrow.warmup_epochs) == (12, [6, 9], "standard", 1)
+    assert (narrow.model_args, warm.model_args) == ({"width": 4}, {"width": 16})
     with pytest.raises(ValueError, match="'paper'"):
         degradation.degradation_config("resnet56", "weekend")
 

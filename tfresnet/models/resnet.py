@@ -407,12 +407,13 @@ def _imagenet_body(x, *, depth, preact, shortcut, l2, drop_path, bn_momentum):
                    shortcut="projection" if shortcut else None, use_bias=True, **common)
 
 
-def _small_body(x, *, depth, shortcut, l2, drop_path, bn_momentum):
-    """The 3x3 16-filter stem and three stages of n basic blocks (section 4.2)."""
-    x = _conv3x3(x, SMALL_STAGE_FILTERS[0], stride=1, use_bias=False, l2=l2, name="conv1")
+def _small_body(x, *, depth, width, shortcut, l2, drop_path, bn_momentum):
+    """The 3x3 stem and three stages of n basic blocks (section 4.2), `width` times 1, 2, 4 filters."""
+    filters = tuple(width * f // SMALL_STAGE_FILTERS[0] for f in SMALL_STAGE_FILTERS)
+    x = _conv3x3(x, filters[0], stride=1, use_bias=False, l2=l2, name="conv1")
     x = _bn_relu(x, "conv1", bn_momentum)
-    stage_blocks = (SMALL_RESNET_DEPTHS[depth],) * len(SMALL_STAGE_FILTERS)
-    return _stages(x, basic_block_v1, stage_blocks, filters=SMALL_STAGE_FILTERS,
+    stage_blocks = (SMALL_RESNET_DEPTHS[depth],) * len(filters)
+    return _stages(x, basic_block_v1, stage_blocks, filters=filters,
                    strides=SMALL_STAGE_STRIDES, strided_block=0, drop_path=drop_path,
                    shortcut="zero_pad" if shortcut else None, use_bias=False, l2=l2,
                    bn_momentum=bn_momentum)
@@ -500,7 +501,7 @@ def ResNet(
 
 
 def SmallResNet(
-    *, depth: int, shortcut: bool = True, bn_momentum: float = SMALL_BN_MOMENTUM,
+    *, depth: int, shortcut: bool = True, width: int = SMALL_STAGE_FILTERS[0], bn_momentum: float = SMALL_BN_MOMENTUM,
     input_shape=(32, 32, 3), num_classes: int = 10, include_top: bool = True, pooling=None,
     classifier_activation="softmax", l2: float = 0.0, dropout: float = 0.0, drop_path: float = 0.0,
     preprocessing: str | None = None, name: str | None = None,
@@ -516,6 +517,9 @@ def SmallResNet(
     Args:
         depth: a key of `SMALL_RESNET_DEPTHS`: 20, 32, 44, 56 or 110.
         shortcut: False gives the plain network: the same layers and names with no shortcut.
+        width: filters of the stem and the first stage; the later stages have 2 and 4 times as
+            many. The paper's 16 is the default; a narrower network makes a task as easy as MNIST
+            hard enough for depth to matter (`tfresnet.reproduce.degradation`).
         bn_momentum: batch-norm moving-average momentum, in [0, 1) (see `SMALL_BN_MOMENTUM`).
         name: model name; defaults to ``"resnet{depth}"`` or ``"plain{depth}"``.
         input_shape, num_classes, include_top, pooling, classifier_activation, l2, dropout,
@@ -525,16 +529,22 @@ def SmallResNet(
         A `keras.Model`.
 
     Raises:
-        ValueError: for a bad common argument, an unknown `depth`, or `drop_path` on a plain
-            network.
+        ValueError: for a bad common argument, an unknown `depth`, a `width` that is not a
+            positive integer, or `drop_path` on a plain network.
     """
     if name is None:
         name = f"{'resnet' if shortcut else 'plain'}{depth}"
+
+    def check():
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ValueError(f"{name}: width must be a positive integer (the paper's is 16). "
+                             f"Received width={width!r}")
+
     head = Head(include_top, num_classes, pooling, dropout, classifier_activation, l2)
     return _build_resnet(
         name, SMALL_RESNET_DEPTHS, _small_body, head, preprocessing=preprocessing,
-        input_shape=input_shape, depth=depth, shortcut=shortcut, l2=l2, drop_path=drop_path,
-        bn_momentum=bn_momentum,
+        input_shape=input_shape, check=check, depth=depth, width=width, shortcut=shortcut, l2=l2,
+        drop_path=drop_path, bn_momentum=bn_momentum,
     )
 
 
