@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import time
 import types
 
 import pytest
@@ -137,3 +138,36 @@ def test_ch5_rows_of_each_output_layer_are_kept_and_tabled_apart():
     table = reproduce.summarise(runs)
     assert [(r["settings"], r["diff"]) for r in table] == [
         ("batch 10, eta 0.1 (book), softmax outputs", "+0.42"), ("batch 10, eta 0.1 (book), sigmoid outputs", "+0.12")]
+
+
+def test_a_killed_run_keeps_its_wall_time_up_to_its_last_epoch(tmp_path, monkeypatch):
+    """Rung 6 takes ~40 min a network and is often resumed: the time of an attempt killed after
+    some epochs counts, as the epochs it trained are not trained again."""
+    import keras
+
+    from tfresnet.training import trainer
+
+    config = reproduce._prepare(reproduce.nielsen.rung_config(1), seed=0, data_dir=None, smoke=True)
+    # Smoke-sized by hand: smoke mode itself trains one epoch.
+    config = dataclasses.replace(config, smoke=False, epochs=3, steps_per_epoch=2, batch_size=16, verbose=0)
+    real_train = trainer.train
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                time.sleep(0.5)  # so the killed attempt's time is measurably there
+                raise KeyboardInterrupt  # stands in for the kill, after the second epoch's backup
+
+    def killed_train(*args, callbacks=(), **kwargs):
+        return real_train(*args, callbacks=[*callbacks, Kill()], **kwargs)
+
+    monkeypatch.setattr(trainer, "train", killed_train)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce._train(config, str(tmp_path), "rung1-seed0")
+    wall = tmp_path / "rung1-seed0" / reproduce.WALL_FILE
+    killed = json.loads(wall.read_text())["seconds"]
+    assert killed > 0  # before: nothing was written until the run finished
+    monkeypatch.setattr(trainer, "train", real_train)
+    result, seconds = reproduce._train(config, str(tmp_path), "rung1-seed0")
+    assert len(result.history["accuracy"]) == 3  # resumed: the third epoch trained, the first two kept
+    assert seconds > killed and json.loads(wall.read_text())["seconds"] == seconds

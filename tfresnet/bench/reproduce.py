@@ -55,21 +55,30 @@ def parse_rungs(text: str | None) -> list[str]:
 
 def _train(config, run_root: str, label: str):
     """Trains one run in ``run_root/label``; a run dir left by a killed suite is resumed."""
+    import keras
+
     from tfresnet.training.trainer import train
 
     run_dir = os.path.join(run_root, label)
     resume = os.path.exists(os.path.join(run_dir, "config.json"))
-    started = time.perf_counter()
-    result = train(config, run_dir, recipe=label, resume=resume)
     # The run's wall time over every attempt: a resumed run adds to what earlier attempts took.
+    # It is written after every epoch, so an attempt that is killed still counts up to its last
+    # epoch (its backup's), the one the next attempt resumes from.
     path = os.path.join(run_dir, WALL_FILE)
     earlier = 0.0
     if resume and os.path.exists(path):
         with open(path) as f:
             earlier = float(json.load(f)["seconds"])
-    seconds = earlier + time.perf_counter() - started
-    write_json_atomic(path, {"seconds": seconds})
-    return result, seconds
+    started = time.perf_counter()
+
+    def record(*_) -> float:
+        seconds = earlier + time.perf_counter() - started
+        write_json_atomic(path, {"seconds": seconds})
+        return seconds
+
+    result = train(config, run_dir, recipe=label, resume=resume,
+                   callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=record)])
+    return result, record()
 
 
 def _label(stem: str, seed: int, batch_size: int | None) -> str:
