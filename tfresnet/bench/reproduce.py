@@ -337,6 +337,9 @@ def draw_figures(result: dict, folder: str) -> list[str]:
         for ax, title in zip(axes, ("plain", "residual")):
             ax.set(title=f"{title} ({budget} budget)", xlabel="iterations" if steps else "epoch",
                    ylabel="error (%)", yscale="log")  # 90% and 0.5% both readable
+            percent = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")  # 60, not 6 x 10^1
+            ax.yaxis.set_major_formatter(percent)
+            ax.yaxis.set_minor_formatter(percent)
             ax.legend()
         paths.append(os.path.join(folder, f"reproduce_{_degradation_item(budget)}.png"))
         fig.savefig(paths[-1], dpi=100, bbox_inches="tight")
