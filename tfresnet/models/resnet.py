@@ -501,10 +501,11 @@ def ResNet(
 
 
 def SmallResNet(
-    *, depth: int, shortcut: bool = True, width: int = SMALL_STAGE_FILTERS[0], bn_momentum: float = SMALL_BN_MOMENTUM,
-    input_shape=(32, 32, 3), num_classes: int = 10, include_top: bool = True, pooling=None,
-    classifier_activation="softmax", l2: float = 0.0, dropout: float = 0.0, drop_path: float = 0.0,
-    preprocessing: str | None = None, name: str | None = None,
+    *, depth: int, shortcut: bool = True, width: int = SMALL_STAGE_FILTERS[0],
+    bn_momentum: float = SMALL_BN_MOMENTUM, input_shape=(32, 32, 3), num_classes: int = 10,
+    include_top: bool = True, pooling=None, classifier_activation="softmax", l2: float = 0.0,
+    dropout: float = 0.0, drop_path: float = 0.0, preprocessing: str | None = None,
+    name: str | None = None,
 ):
     """A 6n+2-layer ResNet for small images (He et al. 2015, section 4.2), or its plain twin.
 

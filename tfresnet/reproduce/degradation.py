@@ -69,9 +69,9 @@ BUDGETS = {
     # There the two ResNets tied (1.78% and 1.80%) while plain56 stayed 6.6 times worse than
     # plain20: twice the steps, to see whether depth turns into lower training error.
     "cpu-long": Budget(2_400, steps_per_epoch=100, augment="standard", warmup_epochs=1),
-    # There they tied again (1.31% and 1.38%): at the paper's width MNIST, even augmented, does not
-    # use the capacity that 36 more layers add within what 2 cores afford. A quarter of the width
-    # (4, 8 and 16 filters; 17,598 and 55,230 parameters, where CIFAR-10's resnet20 has 270,810)
+    # There they tied again (1.31% and 1.38%). Our reading: at the paper's width augmented MNIST
+    # leaves resnet20 little to gain from 36 more layers within what 2 cores afford. A quarter of
+    # the width (4, 8 and 16 filters; 17,598 and 55,230 parameters, where CIFAR-10's resnet20 has 270,810)
     # makes the task hard for the networks at the budget of "cpu-augmented-warmup". There both
     # halves of figure 6 showed: plain56 3.0 times worse than plain20 (12.85% against 4.23%),
     # resnet56 better than resnet20 (2.65% against 3.27%, lower at each of the 12 points).
