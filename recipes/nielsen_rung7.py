@@ -9,8 +9,8 @@ Run:
 
 The row is `tfresnet.reproduce.nielsen.RUNGS[7]` (nielsen_conv2_fc1000x2, 40 epochs, mini-batch
 10, eta 0.03); that module's docstring derives the L2 coefficient. The suite's rung 7 votes
-rung 6's networks of seeds 0-4 (`--rungs 6 --seeds 5` trains them).
-Not yet trained to the end on this machine.
+rung 6's networks of seeds 0-4 (`--rungs 6 --seeds 5` trains them). Measured on the 2-core CPU
+machine at batch 100, eta 0.3 (`--batch-size 100`): 99.62%, where its voters score 99.38-99.58%.
 """
 
 from tfresnet.reproduce.nielsen import recipe, rung_config
