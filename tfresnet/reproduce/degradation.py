@@ -73,8 +73,9 @@ BUDGETS = {
     # leaves resnet20 little to gain from 36 more layers within what 2 cores afford. A quarter of
     # the width (4, 8 and 16 filters; 17,598 and 55,230 parameters, where CIFAR-10's resnet20 has 270,810)
     # makes the task hard for the networks at the budget of "cpu-augmented-warmup". There both
-    # halves of figure 6 showed: plain56 3.0 times worse than plain20 (12.85% against 4.23%),
-    # resnet56 better than resnet20 (2.65% against 3.27%, lower at each of the 12 points).
+    # halves of figure 6 showed (seed 0): plain56 3.0 times worse than plain20 (12.85% against
+    # 4.23%), resnet56 better than resnet20 (2.65% against 3.27%, lower at each of the 12 points);
+    # seed 1 alike (15.45% / 4.00%, 2.93% / 3.78%).
     "cpu-narrow": Budget(1_200, steps_per_epoch=100, augment="standard", warmup_epochs=1, width=4),
 }
 
