@@ -36,11 +36,17 @@ def get_config() -> TrainConfig:
         validation_split=0.1,
         optimizer="adam",
         lr=1e-3,
-        epochs=5,
+        epochs=10,
         batch_size=32,
         freeze_backbone=True,
-        fine_tune_epochs=5,
-        fine_tune_lr=1e-5,            # 100x lower: large updates would wreck ImageNet features
+        fine_tune_epochs=10,
+        # 10x lower than the head's: large updates would wreck ImageNet features. At 1e-5 (the
+        # keras.io guide's) four fine-tuning epochs on the sample left the validation loss above
+        # phase 1's (0.233 against 0.215, MobileNetV2 0.35); at 1e-4 it fell to 0.142.
+        fine_tune_lr=1e-4,
+        # Loss, not accuracy: on a small validation split (30 images in the sample) accuracy moves
+        # in 3-point steps and plateaus while the loss still says which epoch is better.
+        monitor="val_loss",
         early_stopping=3,
         seed=0,
     )

@@ -21,3 +21,13 @@ def shared_data_dir() -> pathlib.Path:
     if not SHARED_DATA_DIR.is_dir():
         pytest.skip(f"shared data folder not found at {SHARED_DATA_DIR} (../shared/data)")
     return SHARED_DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def imagenet_weights_dir(shared_data_dir) -> pathlib.Path:
+    """The real keras.applications ImageNet files (``../shared/data/imagenet_weights``); skips
+    the test if they are absent."""
+    path = shared_data_dir / "imagenet_weights"
+    if not path.is_dir():
+        pytest.skip(f"ImageNet weights folder not found at {path} (../shared/data/imagenet_weights)")
+    return path

@@ -75,5 +75,5 @@ def test_mismatched_architectures_raise():
         load_keras_applications_weights(model, source)
     narrow = tfresnet.create_model("mobilenetv2", input_shape=SHAPE, num_classes=CLASSES, alpha=0.5)
     wide = keras.applications.MobileNetV2(weights=None, input_shape=SHAPE, classes=CLASSES)
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(ValueError, match="do not fit"):
         load_keras_applications_weights(narrow, wide)

@@ -156,24 +156,27 @@ def _unlisted_files(images_dir: str, lists: dict, listed: set[str]):
     return unused, skipped
 
 
-def _absent(lists: dict) -> dict[str, str]:
+def _absent(lists: dict, test_split) -> dict[str, str]:
     absent = {}
     if "trainval" not in lists:
         reason = "annotations/trainval.txt not found"
         absent.update(train=reason, validation=reason)
-    if "test" not in lists:
+    if "test" not in lists and not test_split:
         absent["test"] = (
-            "annotations/test.txt not found; trainval is not re-split into a test set"
+            "annotations/test.txt not found; trainval is re-split into a test set only when "
+            "asked (data_args={'test_split': 0.2})"
         )
     return absent
 
 
-def index_directory(root: str, *, label: str = "breed") -> FileIndex:
+def index_directory(root: str, *, label: str = "breed", test_split=None) -> FileIndex:
     """Reads the annotation lists and the images folder, without decoding any image.
 
     Args:
         root: the folder holding ``images/`` and ``annotations/``.
         label: ``"breed"`` or ``"species"``.
+        test_split: where ``test.txt`` is absent, the fraction (or count) of trainval to hold
+            out as test; None leaves the test split absent.
 
     Returns:
         A `FileIndex`: trainval images in group ``"pool"``, test images in group ``"test"``.
@@ -196,8 +199,9 @@ def index_directory(root: str, *, label: str = "breed") -> FileIndex:
         files=files,
         skipped=missing + not_images,
         unused=unused,
-        absent=_absent(lists),
-        official_test=True,
+        absent=_absent(lists, test_split),
+        # Without test.txt (e.g. a sample of trainval) the layout is a pool like a folder's.
+        official_test="test" in lists,
         pool_name="annotations/trainval.txt",
         test_name="annotations/test.txt",
         metadata={"label": label, "class_ids": tuple(class_ids)},
@@ -208,19 +212,31 @@ def index_directory(root: str, *, label: str = "breed") -> FileIndex:
     "oxford_iiit_pet",
     description="Oxford-IIIT Pet, 37 breeds (label='breed') or cat/dog (label='species')",
 )
-def load_oxford_iiit_pet(ctx: LoadContext, *, label: str = "breed") -> Source:
+def load_oxford_iiit_pet(ctx: LoadContext, *, label: str = "breed", test_split: float | None = None) -> Source:
     """Loads Oxford-IIIT Pet from the data directory, else from tensorflow-datasets.
 
     Args:
         ctx: the loader's settings.
         label: ``"breed"`` (class names are breed names) or ``"species"`` (cat, dog).
+        test_split: only for a local layout without ``annotations/test.txt`` (a sample of
+            trainval): the fraction or count of trainval held out as test, stratified and seeded
+            (the loader's seed) in the same split as validation, so it never overlaps it.
+
+    Raises:
+        ValueError: for `test_split` where the dataset has its own test split.
     """
     if label not in LABELS:
         raise ValueError(f"label must be one of {LABELS}. Received label={label!r}")
     root = find_root(ctx.data_dir)
     if root is not None:
-        index = index_directory(root, label=label)
-        return source_from_index(index, ctx, origin=f"{root} (Oxford-IIIT Pet layout, label={label!r})")
+        index = index_directory(root, label=label, test_split=test_split)
+        return source_from_index(index, ctx, origin=f"{root} (Oxford-IIIT Pet layout, label={label!r})",
+                                 test_split=test_split)
+    if test_split:
+        raise ValueError(
+            "test_split holds out part of a local trainval-only layout; tensorflow-datasets' "
+            f"oxford_iiit_pet has its own test split. Received test_split={test_split!r}"
+        )
     missing = MISSING
     sample = ctx.data_dir and os.path.join(ctx.data_dir, "oxford_iiit_pet_sample")
     if sample and find_root(sample):

@@ -1,51 +1,92 @@
 """Weight transfer from keras.applications, which is how ImageNet weights reach tfresnet models.
 
 tfresnet's families reproduce keras.applications layer for layer, with the same layer names, so a
-transfer is a copy by name. The copy is strict: every weighted layer of the source must land in
-the target with the same shapes, so a silent partial load cannot happen. Two differences are
-allowed and reported: a classifier head the source lacks (transfer learning to other classes),
-and a single-channel first convolution, which receives the sum of the RGB kernels (the usual
-way to start a grayscale model from RGB weights; the response to a gray image is unchanged).
+transfer is a copy by name. The files keras.applications publishes (`.h5`, Keras 2's layout:
+one group per layer name) are read directly with h5py, so the model's own layers say what fits
+and no keras.applications twin has to be built with the same ``alpha`` a second time. The copy
+is strict: every weighted layer of the source must land in the target with the same shapes, so
+a silent partial load cannot happen. Two differences are allowed and reported: a classifier the
+target does not share (no top, or other classes: transfer learning), and a single-channel first
+convolution, which receives the sum of the RGB kernels (the usual way to start a grayscale model
+from RGB weights; the response to a gray image is unchanged).
 """
 
 from __future__ import annotations
 
-import contextlib
-import inspect
 import os
-import socket
 from typing import Any
 
 import keras
 import numpy as np
 
+from tfresnet.models import pretrained
 from tfresnet.models.common import iter_layers
 
-__all__ = ["load_keras_applications_weights", "load_weights", "TransferReport"]
+__all__ = ["load_keras_applications_weights", "load_weights", "check_weights", "TransferReport",
+           "HEAD_LAYERS"]
 
-# Bounds a download that a dead network would otherwise let hang.
-_DOWNLOAD_TIMEOUT_S = 20
+# keras.applications' classifier layers (VGG's fc1/fc2, MobileNet v1's conv_preds, v3's logits):
+# the only source layers a transfer may leave out, when the target has no such layer or another
+# number of classes.
+HEAD_LAYERS = frozenset({"predictions", "conv_preds", "logits", "fc1", "fc2"})
 
 
 class TransferReport(dict):
-    """What a transfer did: ``transferred``, ``not_in_source`` and ``channel_summed`` layer names."""
+    """What a transfer did: ``transferred``, ``not_in_source``, ``head_left_out`` and
+    ``channel_summed`` layer names, and the ``source`` file or model."""
 
     def __repr__(self):
         return (
             f"TransferReport(transferred={len(self['transferred'])} layers, "
-            f"not_in_source={self['not_in_source']}, channel_summed={self['channel_summed']})"
+            f"not_in_source={self['not_in_source']}, head_left_out={self['head_left_out']}, "
+            f"channel_summed={self['channel_summed']})"
         )
 
 
 def _weighted_layers(model: keras.Model) -> dict[str, keras.layers.Layer]:
-    found = {}
-    for layer in iter_layers(model):
-        if layer.weights and not isinstance(layer, keras.Model):
-            found[layer.name] = layer
-    return found
+    return {layer.name: layer for layer in iter_layers(model)
+            if layer.weights and not isinstance(layer, keras.Model)}
 
 
-def _adapt(value: np.ndarray, target_shape: tuple, layer_name: str) -> tuple[np.ndarray, bool]:
+def _model_arrays(source: keras.Model) -> dict[str, list[tuple[str, np.ndarray]]]:
+    return {name: [(w.name, keras.ops.convert_to_numpy(w)) for w in layer.weights]
+            for name, layer in _weighted_layers(source).items()}
+
+
+def _legacy_group(f):
+    # Keras 2's layout: a `layer_names` attribute, at the top or under a whole model's .h5.
+    group = f.get("model_weights", f)
+    return group if "layer_names" in group.attrs else None
+
+
+def _is_legacy_h5(path: str) -> bool:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return _legacy_group(f) is not None
+
+
+def _legacy_h5_arrays(path: str) -> dict[str, list[tuple[str, np.ndarray]]] | None:
+    """Layer name -> [(weight name, array)] of a Keras 2 weights file, or None for another layout."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        group = _legacy_group(f)
+        if group is None:
+            return None
+        found = {}
+        for raw in group.attrs["layer_names"]:
+            name = raw.decode() if isinstance(raw, bytes) else str(raw)
+            weight_names = [w.decode() if isinstance(w, bytes) else str(w)
+                            for w in group[name].attrs.get("weight_names", [])]
+            if weight_names:
+                # "conv1_bn/moving_mean:0" -> "moving_mean", Keras 3's variable name.
+                found[name] = [(w.rsplit("/", 1)[-1].split(":")[0], np.asarray(group[name][w]))
+                               for w in weight_names]
+        return found
+
+
+def _adapt(value: np.ndarray, target_shape: tuple) -> tuple[np.ndarray, bool] | None:
     if tuple(value.shape) == tuple(target_shape):
         return value, False
     # RGB -> grayscale first convolution: (kh, kw, 3, f) into (kh, kw, 1, f).
@@ -56,74 +97,181 @@ def _adapt(value: np.ndarray, target_shape: tuple, layer_name: str) -> tuple[np.
         and value.shape[:2] + value.shape[3:] == tuple(target_shape[:2]) + tuple(target_shape[3:])
     ):
         return value.sum(axis=2, keepdims=True), True
-    raise ValueError(
-        f"Layer {layer_name!r}: source weight of shape {tuple(value.shape)} does not fit the "
-        f"target's {tuple(target_shape)}; the architectures differ (check alpha, depth, "
-        f"input channels and num_classes)."
+    return None
+
+
+def _ordered(values: list[tuple[str, np.ndarray]], layer) -> list[tuple[str, np.ndarray]]:
+    # By variable name where both sides name the same set, else in order (Keras keeps one order).
+    by_name = dict(values)
+    names = [w.name for w in layer.weights]
+    return [(n, by_name[n]) for n in names] if sorted(by_name) == sorted(names) else values
+
+
+def _layer_values(name, values, tgt) -> tuple[list, bool] | None:
+    """The arrays for target layer `tgt`, or None when they do not fit (with whether summed)."""
+    if len(values) != len(tgt.weights):
+        return None
+    out, summed = [], False
+    for (_, value), tgt_w in zip(_ordered(values, tgt), tgt.weights):
+        adapted = _adapt(value, tuple(tgt_w.shape))
+        if adapted is None:
+            return None
+        out.append(adapted[0])
+        summed |= adapted[1]
+    return out, summed
+
+
+def _mismatch(name: str, values, tgt) -> ValueError:
+    src = [tuple(v.shape) for _, v in values]
+    dst = [tuple(w.shape) for w in tgt.weights]
+    which = repr(name) if name == tgt.name else f"{name!r} (paired in order with {tgt.name!r})"
+    return ValueError(
+        f"Layer {which}: source weights of shapes {src} do not fit the target's {dst}; the "
+        f"architectures differ (check alpha, depth, input channels and num_classes)."
     )
 
 
-def _copy_by_name(source: keras.Model, target: keras.Model) -> TransferReport:
-    src_layers = _weighted_layers(source)
-    tgt_layers = _weighted_layers(target)
-    missing = sorted(set(src_layers) - set(tgt_layers))
-    if missing:
+def _is_imagenet_classifier(values) -> bool:
+    return bool(values) and values[0][1].shape[-1] == pretrained.IMAGENET_CLASSES
+
+
+def _pairs(arrays: dict, tgt_layers: dict) -> tuple[list, bool]:
+    """(source name, arrays, target layer or None) for every source layer, and whether the
+    layers were paired by position rather than by name.
+
+    Most published files use keras.applications' layer names, so layers pair by name. Older ones
+    (MobileNetV2's: ``mobl0_conv_0_depthwise`` for ``expanded_conv_depthwise``) name layers as
+    Keras 2 once did; keras itself loads those by position, the file's weighted layers in order
+    against the model's, and so does this, as strictly: same count (but for a classifier on
+    either side) and every shape the same.
+    """
+    if not set(arrays) - set(tgt_layers) - HEAD_LAYERS:
+        return [(name, values, tgt_layers.get(name)) for name, values in arrays.items()], False
+    src, tgt = list(arrays.items()), list(tgt_layers.values())
+    if src and _is_imagenet_classifier(src[-1][1]) and len(src) > len(tgt) - (tgt[-1].name in HEAD_LAYERS):
+        last_name, last_values = src.pop()
+        tail = [(last_name, last_values, tgt[len(src)] if len(tgt) > len(src) else None)]
+    else:
+        tail = []
+    if len(tgt) - len(src) not in (0, 1) or (len(tgt) > len(src) and not tail and tgt[-1].name not in HEAD_LAYERS):
+        named = sorted(set(arrays) - set(tgt_layers) - HEAD_LAYERS)
         raise ValueError(
-            f"{len(missing)} weighted layers of {source.name!r} have no layer of the same name in "
-            f"{target.name!r}, e.g. {missing[:5]}; the models are not the same architecture."
+            f"{len(named)} weighted layers of the source have no layer of the same name in the "
+            f"target, e.g. {named[:5]}, and pairing them in order fails too ({len(arrays)} "
+            f"weighted layers against {len(tgt)}); the models are not the same architecture."
         )
-    summed = []
-    for name, src in src_layers.items():
-        tgt = tgt_layers[name]
-        if len(src.weights) != len(tgt.weights):
-            raise ValueError(
-                f"Layer {name!r}: source has {len(src.weights)} weights, target "
-                f"{len(tgt.weights)} (e.g. a bias on one side only)."
-            )
-        values = []
-        for src_w, tgt_w in zip(src.weights, tgt.weights):
-            value, was_summed = _adapt(keras.ops.convert_to_numpy(src_w), tgt_w.shape, name)
-            values.append(value)
-            if was_summed:
-                summed.append(name)
-        tgt.set_weights(values)
+    return [(name, values, layer) for (name, values), layer in zip(src, tgt)] + tail, True
+
+
+def _copy(arrays: dict, target: keras.Model, source_name: str) -> TransferReport:
+    tgt_layers = _weighted_layers(target)
+    pairs, by_order = _pairs(arrays, tgt_layers)
+    assignments, summed, head_left_out = {}, [], []
+    for name, values, tgt in pairs:
+        fitted = None if tgt is None else _layer_values(name, values, tgt)
+        if fitted is None:
+            if name in HEAD_LAYERS or (by_order and name == pairs[-1][0] and _is_imagenet_classifier(values)):
+                head_left_out.append(name)  # an ImageNet classifier the target does not share
+                continue
+            if tgt is None:
+                raise ValueError(
+                    f"Weighted layer {name!r} of {source_name} has no layer of the same name in "
+                    f"{target.name!r}; the models are not the same architecture.")
+            raise _mismatch(name, values, tgt)
+        assignments[tgt.name] = fitted[0]
+        if fitted[1]:
+            summed.append(tgt.name)
+    # Assigned only once everything fits, so a failed transfer leaves the target as it was.
+    for name, values in assignments.items():
+        tgt_layers[name].set_weights(values)
     return TransferReport(
-        transferred=sorted(src_layers),
-        not_in_source=sorted(set(tgt_layers) - set(src_layers)),
+        transferred=sorted(assignments),
+        not_in_source=sorted(set(tgt_layers) - set(assignments)),
+        head_left_out=sorted(head_left_out),
         channel_summed=summed,
+        source=source_name,
+        by_position=by_order,
     )
 
 
-@contextlib.contextmanager
-def _download_timeout(seconds: float):
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(previous)
+def _has_imagenet_top(model: keras.Model) -> bool:
+    heads = [layer for layer in model.layers if layer.name in HEAD_LAYERS and layer.weights]
+    return bool(heads) and int(model.output_shape[-1]) == pretrained.IMAGENET_CLASSES
 
 
-def _has_top(model: keras.Model) -> bool:
-    return any(layer.name == "predictions" for layer in model.layers)
+def _image_size(model: keras.Model) -> int | None:
+    height, width = model.input_shape[1:3]
+    return height if height == width else None
 
 
-def _build_application(
-    application: str, weights, *, include_top: bool, input_shape, classes: int, **kwargs
-) -> keras.Model:
+def imagenet_weights_path(application: str, arch: dict, *, include_top: bool, image_size: int | None,
+                          what: str) -> str:
+    """The local path of the ImageNet file that fits (downloaded if need be).
+
+    Raises:
+        ValueError: for a width, variant or resolution that keras.applications never published.
+        ImageNetWeightsNotFound: offline without a local copy, naming the file and where to put it.
+    """
+    candidates = pretrained.imagenet_files(application, arch, include_top=include_top, image_size=image_size)
+    return pretrained.resolve_imagenet_file(candidates, what)
+
+
+def fetch_imagenet_weights(name: str, builder_kwargs: dict, *, image_size: int | None) -> str:
+    """Makes sure the ImageNet file a new-classifier model `name` needs is here (see
+    `imagenet_weights_path`); the trainer calls it before loading data, so a missing file
+    fails in seconds rather than after the data are checked."""
+    from tfresnet.models.registry import get_model_spec
+
+    spec = get_model_spec(name)
+    return imagenet_weights_path(spec.keras_application, architecture_kwargs(spec, builder_kwargs),
+                                 include_top=False, image_size=image_size,
+                                 what=f"{name!r} with weights='imagenet'")
+
+
+def _build_twin(application: str, model: keras.Model, arch: dict, include_top: bool) -> keras.Model:
     constructor = getattr(keras.applications, application, None)
     if constructor is None:
         raise ValueError(f"keras.applications has no {application!r}.")
+    kwargs = dict(arch)
     if application.startswith("MobileNetV3"):
         # tfresnet models carry input scaling as a separate, optional layer.
         kwargs.setdefault("include_preprocessing", False)
-    return constructor(
-        weights=weights,
-        include_top=include_top,
-        input_shape=input_shape,
-        classes=classes if include_top else 1000,
-        **kwargs,
-    )
+    height, width, _ = model.input_shape[1:]
+    classes = int(model.output_shape[-1]) if include_top else 1000
+    shape = (height, width, 3) if include_top else (None, None, 3)
+    return constructor(weights=None, include_top=include_top, input_shape=shape, classes=classes, **kwargs)
+
+
+def _keras3_file_arrays(path: str, model: keras.Model, application: str | None, arch: dict) -> dict:
+    # A Keras 3 `.weights.h5` names layers by class and position, not by layer name, so it loads
+    # only into the model that saved it: build that keras.applications model, then copy by name.
+    if application is None:
+        raise ValueError(
+            f"{path} is a Keras 3 weights file, which loads only into the architecture that saved "
+            f"it; pass application='MobileNetV2' (the keras.applications constructor) to say which."
+        )
+    errors = []
+    for include_top in ([True, False] if any(layer.name in HEAD_LAYERS for layer in model.layers)
+                        else [False]):
+        twin = _build_twin(application, model, arch, include_top)
+        try:
+            twin.load_weights(path)
+        except (ValueError, KeyError) as err:
+            errors.append(f"include_top={include_top}: {err}")
+            continue
+        return _model_arrays(twin)
+    raise ValueError(f"{path} does not hold weights of keras.applications.{application} "
+                     f"{arch or ''}: " + "; ".join(errors))
+
+
+def _spec_application(model: keras.Model) -> tuple[str | None, dict]:
+    from tfresnet.models.registry import get_model_spec
+
+    try:
+        spec = get_model_spec(model.name)
+    except ValueError:  # not a registry name: the caller must say which application
+        return None, {}
+    return spec.keras_application, dict(spec.keras_application_kwargs)
 
 
 def load_keras_applications_weights(
@@ -133,91 +281,58 @@ def load_keras_applications_weights(
     application: str | None = None,
     **application_kwargs: Any,
 ) -> TransferReport:
-    """Copies every weight of a keras.applications model into the matching tfresnet model.
+    """Copies every weight of a keras.applications model or weights file into a tfresnet model.
 
     Args:
         model: a tfresnet model built from the registry.
-        source: a `keras.Model` from keras.applications; a path to its weights file (`.h5` or
-            `.weights.h5`, with or without the classifier); or ``"imagenet"`` to download the
-            ImageNet weights through keras.applications.
+        source: a `keras.Model` from keras.applications; a keras.applications weights file as
+            published (`.h5`, with or without the classifier: read by layer name, so no
+            architecture argument is needed); a Keras 3 `.weights.h5` saved from a
+            keras.applications model; or ``"imagenet"`` for the published ImageNet file (looked
+            for in $TFRESNET_WEIGHTS_DIR and keras' cache, else downloaded).
         application: the keras.applications constructor name (``"ResNet50"``); by default the
-            registry's entry for ``model.name``. Needed only when `source` is not a model.
-        **application_kwargs: arguments that shape the source model (``alpha``, ``minimalistic``,
-            ``depth_multiplier``), when `source` is not a model.
+            registry's entry for ``model.name``. Needed for ``"imagenet"`` and Keras 3 files.
+        **application_kwargs: the architecture arguments of the source (``alpha``,
+            ``minimalistic``, ``depth_multiplier``) for ``"imagenet"`` and Keras 3 files.
 
     Returns:
         A `TransferReport`. Layers ``not_in_source`` are left as they were (typically the new
         classifier when the source has no top or a different number of classes).
 
     Raises:
-        ValueError: when the architectures differ, or no keras.applications counterpart is known.
-        RuntimeError: when ImageNet weights cannot be downloaded (no network), saying how to
-            provide the file locally.
+        ValueError: when the architectures differ, the file is not a weights file, or no
+            keras.applications counterpart is known.
+        ImageNetWeightsNotFound: when the ImageNet file is not local and cannot be downloaded,
+            saying how to provide it.
     """
     if isinstance(source, keras.Model):
-        return _copy_by_name(source, model)
+        return _copy(_model_arrays(source), model, repr(source.name))
     if application is None:
-        from tfresnet.models.registry import get_model_spec
-
-        try:
-            spec = get_model_spec(model.name)
-        except ValueError:  # not a registry name: the caller must say which application
-            spec = None
-        application = spec.keras_application if spec else None
-        if spec:
-            application_kwargs = {**spec.keras_application_kwargs, **application_kwargs}
-    if application is None:
-        raise ValueError(
-            f"Model {model.name!r} has no keras.applications counterpart in the registry; "
-            f"pass application='ResNet50' (or the matching constructor) explicitly."
-        )
-    height, width, _ = model.input_shape[1:]
-    target_top = _has_top(model)
-    classes = int(model.output_shape[-1]) if target_top else 1000
-
+        application, defaults = _spec_application(model)
+        application_kwargs = {**defaults, **application_kwargs}
     if isinstance(source, str) and source == "imagenet":
-        # ImageNet heads have 1000 classes; any other head is trained anew.
-        include_top = target_top and classes == 1000
-        shape = (height, width, 3) if include_top else (None, None, 3)
-        try:
-            with _download_timeout(_DOWNLOAD_TIMEOUT_S):
-                src = _build_application(
-                    application, "imagenet", include_top=include_top, input_shape=shape,
-                    classes=1000, **application_kwargs,
-                )
-        except Exception as err:  # keras raises a bare Exception on URL failures
-            if "fetch failure" not in str(err) and not isinstance(err, OSError):
-                raise
-            cache = os.path.join(os.path.expanduser("~"), ".keras", "models")
-            raise RuntimeError(
-                f"Could not download the ImageNet weights of keras.applications.{application} "
-                f"({err}). Without network access, download that file on a machine that has it "
-                f"and either put it in {cache}/ (keras' cache) or pass weights=PATH / "
-                f"source=PATH to load it from a file."
-            ) from None
-        return _copy_by_name(src, model)
-
+        if application is None:
+            raise ValueError(
+                f"Model {model.name!r} has no keras.applications counterpart in the registry; "
+                f"pass application='ResNet50' (or the matching constructor) explicitly."
+            )
+        source = imagenet_weights_path(application, application_kwargs, include_top=_has_imagenet_top(model),
+                                       image_size=_image_size(model),
+                                       what=f"{model.name!r} with weights='imagenet'")
     path = os.fspath(source)
     if not os.path.isfile(path):
         raise ValueError(f"Weights file not found. Received source={source!r}")
-    errors = []
-    # A weights file may hold the classifier or not; the file itself does not say which.
-    for include_top in ([True, False] if target_top else [False]):
-        shape = (height, width, 3) if include_top else (None, None, 3)
-        try:
-            src = _build_application(
-                application, None, include_top=include_top, input_shape=shape,
-                classes=classes, **application_kwargs,
-            )
-            src.load_weights(path)
-        except (ValueError, KeyError) as err:
-            errors.append(f"include_top={include_top}: {err}")
-            continue
-        return _copy_by_name(src, model)
-    raise ValueError(
-        f"{path} does not hold weights of keras.applications.{application} "
-        f"{application_kwargs or ''}: " + "; ".join(errors)
-    )
+    arrays = _legacy_h5_arrays(path) if _is_hdf5(path) else None
+    if arrays is None:
+        if not _is_hdf5(path):
+            raise ValueError(f"{path} is not an HDF5 weights file (.h5 / .weights.h5).")
+        arrays = _keras3_file_arrays(path, model, application, application_kwargs)
+    return _copy(arrays, model, path)
+
+
+def _is_hdf5(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(8) == b"\x89HDF\r\n\x1a\n"
 
 
 # Arguments of a keras.applications constructor that do not shape its weights.
@@ -226,49 +341,78 @@ _NOT_ARCHITECTURE = {"input_shape", "include_top", "weights", "classes", "poolin
                      "include_preprocessing"}
 
 
-def _architecture_kwargs(application: str, builder_kwargs: dict) -> dict:
-    """The builder arguments that the keras.applications constructor also takes (alpha, ...)."""
-    params = inspect.signature(getattr(keras.applications, application)).parameters
-    return {k: v for k, v in builder_kwargs.items() if k in params and k not in _NOT_ARCHITECTURE}
+def architecture_kwargs(spec, builder_kwargs: dict) -> dict:
+    """The builder arguments that shape the keras.applications twin's weights (alpha, ...)."""
+    import inspect
+
+    params = inspect.signature(getattr(keras.applications, spec.keras_application)).parameters
+    return {**spec.keras_application_kwargs,
+            **{k: v for k, v in builder_kwargs.items() if k in params and k not in _NOT_ARCHITECTURE}}
 
 
-def load_weights(model: keras.Model, weights: Any, spec=None, builder_kwargs=None) -> None:
+def check_weights(weights: Any, spec, builder_kwargs: dict, *, include_top: bool,
+                  image_size: int | None) -> None:
+    """Checks a `weights` value without loading anything: a bad one fails before data loads.
+
+    Raises:
+        ValueError: for an unknown word, a missing or non-HDF5 file, ImageNet weights for a
+            model without a keras.applications twin, or a width or resolution that was never
+            published (naming the published ones).
+    """
+    if isinstance(weights, str) and weights == "imagenet":
+        if spec.keras_application is None:
+            raise ValueError(
+                f"No ImageNet weights are available for {spec.name!r}: it has no keras.applications "
+                f"counterpart (those with one: {', '.join(_with_twin())}). Received weights='imagenet'."
+            )
+        pretrained.imagenet_files(spec.keras_application, architecture_kwargs(spec, builder_kwargs),
+                                  include_top=include_top, image_size=image_size)
+        return
+    if not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(f"weights must be None, 'imagenet' or a path to a weights file. "
+                         f"Received weights={weights!r}")
+    path = os.fspath(weights)
+    if not os.path.isfile(path):
+        hint = "" if os.sep in path or path.endswith(".h5") else " (the only word it takes is 'imagenet')"
+        raise ValueError(f"weights: no such file{hint}; expected None, 'imagenet' or a path to a "
+                         f".h5 / .weights.h5 file. Received weights={weights!r}")
+    if not _is_hdf5(path):
+        raise ValueError(f"weights: {path} is not an HDF5 weights file (.h5 / .weights.h5). "
+                         f"Received weights={weights!r}")
+
+
+def _with_twin() -> list[str]:
+    from tfresnet.models.registry import get_model_spec, list_models
+
+    return [name for name in list_models() if get_model_spec(name).keras_application]
+
+
+def load_weights(model: keras.Model, weights: Any, spec=None, builder_kwargs=None) -> TransferReport | None:
     """Loads the `weights` argument of `create_model` into a freshly built model.
 
     Args:
         model: the model `create_model` just built.
-        weights: ``"imagenet"`` (through keras.applications, see
-            `load_keras_applications_weights`) or a path to a tfresnet weights file
-            (``model.save_weights(...)``, ``.weights.h5``) of the same architecture.
+        weights: ``"imagenet"``; a keras.applications file as published (``.h5``, with or
+            without its classifier); or a tfresnet weights file (``model.save_weights(...)``,
+            ``.weights.h5``) of the same architecture.
         spec: the model's `ModelSpec`.
         builder_kwargs: the arguments the model was built with; those that shape the
-            keras.applications counterpart (``alpha``, ...) are forwarded to it.
+            keras.applications twin (``alpha``, ...) choose the ImageNet file.
+
+    Returns:
+        The `TransferReport` of a keras.applications transfer, None for a tfresnet file.
 
     Raises:
         ValueError: for anything else, or a file that does not fit the architecture.
+        ImageNetWeightsNotFound: offline without the ImageNet file, naming it and where to put it.
     """
+    check_weights(weights, spec, builder_kwargs or {}, include_top=_has_imagenet_top(model),
+                  image_size=_image_size(model))
     if isinstance(weights, str) and weights == "imagenet":
-        if spec is None or spec.keras_application is None:
-            name = spec.name if spec else model.name
-            raise ValueError(
-                f"No ImageNet weights are available for {name!r}: it has no keras.applications "
-                f"counterpart. Received weights='imagenet'."
-            )
-        arch = {**spec.keras_application_kwargs,
-                **_architecture_kwargs(spec.keras_application, builder_kwargs or {})}
-        load_keras_applications_weights(model, "imagenet", application=spec.keras_application, **arch)
-        return
-    if not isinstance(weights, (str, os.PathLike)):
-        raise ValueError(
-            f"weights must be None, 'imagenet' or a path to a .weights.h5 file. Received weights={weights!r}"
-        )
+        arch = architecture_kwargs(spec, builder_kwargs or {})
+        return load_keras_applications_weights(model, "imagenet", application=spec.keras_application, **arch)
     path = os.fspath(weights)
-    if not os.path.isfile(path):
-        raise ValueError(f"Weights file not found. Received weights={weights!r}")
-    if not path.endswith(".weights.h5"):
-        raise ValueError(
-            f"weights= takes a Keras 3 '.weights.h5' file saved from a tfresnet model; for a "
-            f"keras.applications file use tfresnet.models.load_keras_applications_weights(model, "
-            f"path). Received weights={weights!r}"
-        )
-    model.load_weights(path)
+    if _is_legacy_h5(path):
+        return load_keras_applications_weights(model, path)
+    model.load_weights(path)  # a Keras 3 file saved from a tfresnet model of this architecture
+    return None

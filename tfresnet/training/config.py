@@ -56,7 +56,9 @@ class TrainConfig:
     # --- model -------------------------------------------------------------------------------
     model: str = "resnet20"              # a name from tfresnet.list_models()
     model_args: dict = dataclasses.field(default_factory=dict)  # family args, e.g. {"alpha": 0.5}
-    weights: str | None = None           # None, "imagenet" or a .weights.h5 / keras.applications file
+    # None, "imagenet" ($TFRESNET_WEIGHTS_DIR, keras' cache, else downloaded), a keras.applications
+    # .h5 file as published (with or without its classifier) or a tfresnet .weights.h5.
+    weights: str | None = None
     l2: float = 0.0                      # L2 on every kernel, built into the model
     dropout: float = 0.0                 # before the classifier
     drop_path: float = 0.0               # stochastic depth (residual families only)
@@ -184,6 +186,7 @@ class TrainConfig:
                 f"model={self.model!r}; add --set fine_tune_from.{self.model}=LAYER_NAME."
             )
         self._check_call_args()
+        self._check_weights()
         self._check_tune()
         return self
 
@@ -248,6 +251,21 @@ class TrainConfig:
         _check_keywords("data_args", self.data_args, [dataset.loader, data_lib.load],
                         f"data {self.data!r}", set_by=_DATA_ARGS_FROM_CONFIG,
                         skip=skip | ({"path"} if argument is not None else set()))
+
+    def _check_weights(self) -> None:
+        """A weights value that cannot work (an unknown word, a missing file, a width or size
+        without published ImageNet weights) fails now, before any data loads."""
+        if self.weights is None:
+            return
+        from tfresnet.models.registry import get_model_spec
+        from tfresnet.models.transfer import check_weights
+
+        try:
+            # Training puts a new classifier on the data's classes: the no-classifier files fit.
+            check_weights(self.weights, get_model_spec(self.model), self.model_args,
+                          include_top=False, image_size=self.image_size)
+        except ValueError as err:
+            raise ConfigError(f"weights: {err}") from None
 
     def _check_tune(self) -> None:
         """Checks the search space: known tunable keys, well-formed choices and ranges, and that

@@ -30,6 +30,7 @@ import keras
 from tfresnet import keras_compat
 from tfresnet.console import progress_verbose
 from tfresnet.models.registry import create_model
+from tfresnet.models.transfer import fetch_imagenet_weights
 from tfresnet.training import finetune, multiworker, phases, report
 from tfresnet.training.callbacks import AtomicBackupAndRestore, make_callbacks
 from tfresnet.training.config import ConfigError, TrainConfig
@@ -250,6 +251,8 @@ class Session:
     @classmethod
     def open(cls, config: TrainConfig, *, data_loader=None) -> Session:
         """Loads `config`'s data (`data_loader(config)`, default `load_data`) and prepares its splits."""
+        if config.weights == "imagenet":
+            fetch_imagenet_weights(config.model, config.model_args, image_size=config.image_size)
         bundle = (data_loader or load_data)(config)
         eval_limit = SMOKE_BATCHES if config.smoke else None
 
