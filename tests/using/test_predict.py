@@ -109,3 +109,46 @@ def test_bad_source_and_top_are_one_line_errors(tmp_path, digit_pngs):
     assert rc == 2 and "holds neither model.keras nor saved_model.pb" in err
     with pytest.raises(ValueError, match="top=0"):
         tfresnet.predict(str(tmp_path), digit_pngs[0], top=0)
+
+
+@pytest.fixture(scope="module")
+def imagenet_keras(imagenet_weights_dir, tmp_path_factory):
+    """The real ImageNet MobileNet v1 0.25 (128 px, with its classifier) saved as a .keras file."""
+    model = tfresnet.create_model("mobilenetv1", alpha=0.25, input_shape=(128, 128, 3), num_classes=1000,
+                                  weights=str(imagenet_weights_dir / "mobilenet_2_5_128_tf.h5"),
+                                  preprocessing="auto")
+    path = tmp_path_factory.mktemp("imagenet") / "mobilenet.keras"
+    model.save(path)
+    return str(path)
+
+
+def test_imagenet_keras_file_says_class_names(imagenet_keras, imagenet_weights_dir, shared_data_dir,
+                                              monkeypatch):
+    monkeypatch.setenv("TFRESNET_WEIGHTS_DIR", str(imagenet_weights_dir))
+    images = shared_data_dir / "oxford_iiit_pet_sample" / "images"
+    bulldogs = sorted(str(p) for p in images.glob("american_bulldog_1*.jpg"))[:8]
+    frame = tfresnet.predict(imagenet_keras, bulldogs, top=3)
+    assert not frame["error"].any()
+    names = set(frame["class_1"])
+    assert not any(name.isdigit() for name in names), names  # "boxer", not "242"
+    # ImageNet's dogs are ids 151-268: most bulldog photos land on a dog breed by name.
+    from tfresnet.models.pretrained import imagenet_class_names
+
+    dogs = set(imagenet_class_names()[151:269])
+    assert sum(name in dogs for name in frame["class_1"]) >= 5
+
+
+def test_keras_file_takes_a_class_names_file(imagenet_keras, tmp_path, shared_data_dir):
+    names = tmp_path / "names.txt"
+    names.write_text("\n".join(f"thing{i}" for i in range(1000)))
+    photo = str(next((shared_data_dir / "oxford_iiit_pet_sample" / "images").glob("Bengal_1*.jpg")))
+    rc, out, err = _main("predict", imagenet_keras, photo, "--class-names", str(names), "--top", "1")
+    assert rc == 0, err
+    assert " thing" in out
+
+
+def test_unsupported_model_file_is_named_as_such(tmp_path, digit_pngs):
+    model_file = tmp_path / "model.tflite"
+    model_file.write_bytes(b"TFL3")
+    rc, _, err = _main("predict", str(model_file), digit_pngs[0])
+    assert rc == 2 and "is a file predict cannot use" in err and "does not exist" not in err

@@ -1,6 +1,11 @@
-"""Top-K predictions for image files, through a run's ``model.keras`` or its SavedModel.
+"""Top-K predictions for image files, through a run's ``model.keras``, its SavedModel or a `.keras` file.
 
-``tfresnet predict RUN_DIR|EXPORT_DIR IMAGE... [--top K] [--json] [--csv PATH]``
+``tfresnet predict RUN_DIR|EXPORT_DIR|MODEL.keras IMAGE... [--top K] [--json] [--csv PATH] [--class-names FILE]``
+
+A `.keras` file outside a run directory takes its class names from ``--class-names FILE`` (a
+JSON list, or one name per line), else a ``class_names.json`` beside it; a 1000-output model
+with neither gets ImageNet's names (as keras' ``decode_predictions`` assumes), so an ImageNet
+classifier says ``tabby``, not ``281``.
 
 Each file goes through the data layer's own checks (`tfresnet.data.images.check_image`), so
 every format training accepts works here too, converted ones included (GIF, CMYK JPEG, PNG named
@@ -96,18 +101,53 @@ def _load_export(path: str) -> Classifier:
                       list(exported.class_names), config.get("resize_mode") or "resize", probabilities)
 
 
+def _load_keras_file(path: str, class_names_file: str | None = None) -> Classifier:
+    import keras
+
+    import tfresnet.models  # noqa: F401  (registers the layers safe_mode needs)
+    from tfresnet.inspect.classnames import SIBLING_FILE, class_names_for, read_class_names
+
+    # safe_mode stays on: a .keras file from elsewhere must not run code.
+    model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    _, height, width, channels = tuple(model.input_shape)
+    if height is None or width is None:
+        raise ValueError(f"{path}: the model takes any image size; predict needs a fixed input size.")
+    sibling = os.path.join(os.path.dirname(os.path.abspath(path)), SIBLING_FILE)
+    names_file = class_names_file or (sibling if os.path.isfile(sibling) else None)
+    names = class_names_for(int(model.output_shape[-1]),
+                            read_class_names(names_file) if names_file else None,
+                            "file" if names_file else None, where=names_file or "")
+    for note in names.notes:
+        print(f"note: {note}", file=sys.stderr)
+
+    def probabilities(images):
+        return np.asarray(model(images.astype("float32"), training=False), dtype="float32")
+
+    return Classifier(path, "keras", (int(height), int(width)), int(channels), names.names, "resize",
+                      probabilities)
+
+
 # The file that marks a directory as a run or as an export, and how each is loaded. A run
 # directory comes first: its model.keras is the model itself, its SavedModel a copy.
 _LOADERS = {"model.keras": _load_run, "saved_model.pb": _load_export}
 
 
-def load_classifier(source: str) -> Classifier:
-    """Loads a run directory (``model.keras``, safe mode on) or an export directory (SavedModel).
+def load_classifier(source: str, *, class_names: str | None = None) -> Classifier:
+    """Loads a run directory (``model.keras``, safe mode on), an export directory (SavedModel)
+    or a `.keras` file (its class names from `class_names`, a file beside it, or ImageNet's).
 
     Raises:
-        FileNotFoundError: if `source` is neither.
+        FileNotFoundError: if `source` is none of these.
+        ValueError: for an unsupported model file, naming the supported ones.
     """
     source = os.fspath(source)
+    if source.endswith(".keras") and os.path.isfile(source):
+        return _load_keras_file(source, class_names)
+    if os.path.isfile(source):
+        raise ValueError(
+            f"{source} is a file predict cannot use: give a run directory, a SavedModel export "
+            f"directory or a .keras file (TFLite and ONNX exports run through their own runtimes)."
+        )
     for marker, loader in _LOADERS.items():
         if os.path.isfile(os.path.join(source, marker)):
             return loader(source)
@@ -221,7 +261,7 @@ def _predict(classifier: Classifier, files: list[str], top: int, progress: Calla
     return pd.DataFrame(rows, columns=columns)
 
 
-def predict(run_dir: str, images, *, top: int = 5, progress_stream=None):
+def predict(run_dir: str, images, *, top: int = 5, progress_stream=None, class_names: str | None = None):
     """Classifies image files with a trained run or its export.
 
     Args:
@@ -232,6 +272,7 @@ def predict(run_dir: str, images, *, top: int = 5, progress_stream=None):
         top: how many classes to report per file (at most the number of classes).
         progress_stream: where to show a counter while predicting, when it is a terminal
             (default: none).
+        class_names: for a `.keras` file: a file of its class names (JSON list or one a line).
 
     Returns:
         A `pandas.DataFrame`, one row per file in the order given: ``path``, ``class_1``,
@@ -243,7 +284,7 @@ def predict(run_dir: str, images, *, top: int = 5, progress_stream=None):
         ValueError: for a bad `top`.
     """
     top = _check_top(top)
-    classifier = load_classifier(run_dir)
+    classifier = load_classifier(run_dir, class_names=class_names)
     files, _ = _expand(images)
     progress = _progress(len(files), progress_stream) if progress_stream is not None else (lambda done: None)
     return _predict(classifier, files, top, progress)
@@ -254,14 +295,17 @@ def predict(run_dir: str, images, *, top: int = 5, progress_stream=None):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the ``tfresnet predict`` arguments."""
-    parser.add_argument("source", metavar="RUN_DIR|EXPORT_DIR",
-                        help="training run directory (model.keras) or SavedModel export directory")
+    parser.add_argument("source", metavar="RUN_DIR|EXPORT_DIR|MODEL.keras",
+                        help="training run directory (model.keras), SavedModel export directory or .keras file")
     parser.add_argument("images", metavar="IMAGE", nargs="+",
                         help="image files or folders (folders: every file under them, recursively)")
     parser.add_argument("--top", type=int, default=5, help="classes to show per image (default: 5)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     parser.add_argument("--csv", default=None, metavar="PATH",
                         help=f"write the rows as CSV (default: {_DEFAULT_CSV} when a folder is given)")
+    parser.add_argument("--class-names", default=None, metavar="FILE",
+                        help="for a .keras file: its class names, a JSON list or one name per line "
+                             "(default: class_names.json beside it; ImageNet's for 1000 outputs)")
 
 
 def _table(frame, top: int) -> str:
@@ -279,7 +323,7 @@ def _table(frame, top: int) -> str:
 def run(args: argparse.Namespace) -> int:
     """Runs ``tfresnet predict``: 0, or 1 when no file could be classified."""
     top = _check_top(args.top)
-    classifier = load_classifier(args.source)
+    classifier = load_classifier(args.source, class_names=args.class_names)
     files, any_folder = _expand(args.images)
     if not files:
         raise FileNotFoundError(f"No files under {', '.join(args.images)}.")
