@@ -61,11 +61,37 @@ def test_species_labels(pets_sample):
     assert total.tolist() == [200, 100]  # Abyssinian and Bengal are cats
 
 
-def test_unknown_label_and_test_split_are_rejected(pets_sample):
+def test_unknown_label_is_rejected(pets_sample):
     with pytest.raises(ValueError, match="label"):
         data.load("oxford_iiit_pet", data_dir=pets_sample, label="colour", verbose=0)
-    with pytest.raises(TypeError, match="test_split"):
-        data.load("oxford_iiit_pet", data_dir=pets_sample, test_split=0.1, verbose=0)
+
+
+def _paths(dataset_source) -> set:
+    return {p.decode() for p, _ in dataset_source.elements.as_numpy_iterator()}
+
+
+def test_test_split_holds_out_trainval_only_without_a_test_list(pets_sample, tmp_path):
+    # The sample has no test.txt: test_split holds out a fixed, stratified share of trainval,
+    # disjoint from train and validation, and the same for the same seed.
+    source = data.get_dataset_spec("oxford_iiit_pet")[0].loader
+    from tfresnet.data.sources import LoadContext
+
+    ctx = LoadContext(data_dir=str(pets_sample), validation_split=0.1, seed=0,
+                      cache_dir=str(tmp_path / "cache"), verbose=0)
+    first, again = (source(ctx, test_split=0.2) for _ in range(2))
+    assert {n: len(s.labels) for n, s in first.splits.items()} == {"train": 210, "validation": 30, "test": 60}
+    assert sorted(np.bincount(first.splits["test"].labels)) == [20, 20, 20]
+    train, val, test = (_paths(first.splits[n]) for n in ("train", "validation", "test"))
+    assert not (train & test) and not (val & test) and not (train & val)
+    assert _paths(again.splits["test"]) == test
+    # A layout with its own test list refuses it.
+    (tmp_path / "annotations").mkdir()
+    for name in ("list.txt", "trainval.txt"):
+        (tmp_path / "annotations" / name).write_text((pets_sample / "annotations" / name).read_text())
+    (tmp_path / "annotations" / "test.txt").write_text("Abyssinian_1 1 1 1\n")
+    (tmp_path / "images").symlink_to(pets_sample / "images")
+    with pytest.raises(ValueError, match="has its own test list"):
+        data.load("oxford_iiit_pet", data_dir=tmp_path, test_split=0.1, verbose=0)
 
 
 BREEDS = {"Abyssinian": (1, 10, 4), "Bengal": (6, 10, 4), "beagle": (11, 10, 4)}
