@@ -1,8 +1,10 @@
-"""Fixtures shared by the inspect tests: one small network trained here on the shipped MNIST sample."""
+"""Fixtures shared by the inspect tests: a small network trained here on the shipped MNIST sample,
+and the real ImageNet MobileNet from ``../shared/data`` (skipped where that folder is absent)."""
 
 from __future__ import annotations
 
 import importlib.resources
+import pathlib
 from typing import NamedTuple
 
 import keras
@@ -10,6 +12,8 @@ import numpy as np
 import pytest
 
 import tfresnet
+
+IMAGENET_FILE = "mobilenet_2_5_128_tf.h5"  # keras.applications' MobileNet 0.25 at 128 px, with classifier
 
 
 class DigitModel(NamedTuple):
@@ -37,3 +41,35 @@ def trained_digit_model() -> DigitModel:
               batch_size=64, epochs=1, verbose=0)
     return DigitModel(model, data["x_test"][:200, ..., None].astype("float32"),
                       data["y_test"][:200].astype("int64"))
+
+
+class ImageNetNet(NamedTuple):
+    """The real ImageNet MobileNet v1 (alpha 0.25, 128 px, with its classifier) and where it lies."""
+
+    model: keras.Model
+    weights_dir: pathlib.Path  # the shared folder of ImageNet files (class names included)
+    pets_dir: pathlib.Path  # the Oxford-IIIT Pet sample (Abyssinian, Bengal, american_bulldog)
+
+
+@pytest.fixture(scope="session")
+def imagenet_mobilenet(shared_data_dir) -> ImageNetNet:
+    """MobileNet v1 0.25 with keras.applications' real ImageNet weights (half a second to build).
+
+    Skipped, with the reason, where ``../shared/data/imagenet_weights`` is absent. Read-only.
+    """
+    from tfresnet.models import load_keras_applications_weights
+
+    weights_dir = shared_data_dir / "imagenet_weights"
+    if not (weights_dir / IMAGENET_FILE).is_file():
+        pytest.skip(f"ImageNet weights not found at {weights_dir / IMAGENET_FILE}")
+    model = tfresnet.create_model("mobilenetv1", alpha=0.25, input_shape=(128, 128, 3), num_classes=1000,
+                                  preprocessing="auto")
+    load_keras_applications_weights(model, str(weights_dir / IMAGENET_FILE), alpha=0.25)
+    return ImageNetNet(model, weights_dir, shared_data_dir / "oxford_iiit_pet_sample")
+
+
+@pytest.fixture
+def imagenet_names(imagenet_mobilenet, monkeypatch):
+    """Points $TFRESNET_WEIGHTS_DIR at the shared folder, where the ImageNet class names are."""
+    monkeypatch.setenv("TFRESNET_WEIGHTS_DIR", str(imagenet_mobilenet.weights_dir))
+    return imagenet_mobilenet

@@ -73,8 +73,14 @@ def test_gradients_and_robustness_on_data(run_dir, tmp_path, capsys):
     frame = pd.read_csv(out / "gradient_norms.csv")
     assert len(frame) == len(tfresnet.create_model("convnet").trainable_weights)
     assert (frame["grad_norm"] > 0).all() and frame["depth"].is_monotonic_increasing
-    assert inspect("robustness", run_dir, "--examples", "16", "--eps", "0,25.5", "--pgd-steps", "2",
-                   "--out", out) == 0
+    # The run's names (digit0...) are not mnist-sample's (0...): refused, naming both sides.
+    assert inspect("robustness", run_dir, "--examples", "16", "--out", out) == 2
+    err = capsys.readouterr().err
+    assert "only in the data (10): 0, 1, 2" in err and "classes (run names): digit0, digit1" in err
+    names = tmp_path / "names.txt"
+    names.write_text("".join(f"{i}\n" for i in range(10)))
+    assert inspect("robustness", run_dir, "--class-names", names, "--examples", "16", "--eps", "0,25.5",
+                   "--pgd-steps", "2", "--out", out) == 0
     assert (out / "robustness.png").exists() and "fgsm" in (out / "robustness.csv").read_text()
 
 
@@ -94,3 +100,56 @@ def test_bad_input_is_one_line_naming_the_value(args, message, run_dir, digit_pn
     assert inspect(*argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and message in err and len(err.splitlines()) == 1, err
+
+
+def _edge_reader():
+    """8x8x3 images -> 2 classes: logit 0 reads the left column, logit 1 the right one."""
+    inputs = keras.Input((8, 8, 3))
+    dense = keras.layers.Dense(2, activation="softmax", name="predictions")
+    model = keras.Model(inputs, dense(keras.layers.Flatten()(inputs)))
+    kernel = np.zeros((8, 8, 3, 2), "float32")
+    kernel[:, 0, :, 0] = kernel[:, 7, :, 1] = 0.05
+    dense.set_weights([kernel.reshape(-1, 2), np.zeros(2, "float32")])
+    return model
+
+
+@pytest.mark.parametrize("resize_mode, accuracy", [("crop", 1.0), ("resize", 0.5)])
+def test_robustness_uses_the_runs_resize_mode(resize_mode, accuracy, tmp_path):
+    # 16x8 images with a white bar at columns 4-5 ("left") or 10-11 ("right"): the centre crop
+    # (columns 4-11) puts the bar on the edge column the model reads; stretching puts it inside.
+    for name, columns in (("left", slice(4, 6)), ("right", slice(10, 12))):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(6):
+            pixels = np.zeros((8, 16, 3), "uint8")
+            pixels[:, columns] = 255
+            Image.fromarray(pixels).save(tmp_path / "data" / name / f"{i}.png")
+    run = tmp_path / "run"
+    run.mkdir()
+    _edge_reader().save(run / "model.keras")
+    (run / "class_names.json").write_text(json.dumps(["left", "right"]))
+    (run / "config.json").write_text(json.dumps({
+        "data": f"folder:{tmp_path / 'data'}", "resize_mode": resize_mode, "validation_split": 0,
+        "data_args": {"test_split": 0.5}}))
+    assert inspect("robustness", run, "--eps", "0", "--out", tmp_path / "out") == 0
+    frame = pd.read_csv(tmp_path / "out" / "robustness.csv")
+    assert frame["accuracy"].tolist() == [accuracy, accuracy]  # FGSM and PGD rows at eps 0
+
+
+def test_saved_sequential_and_class_names_beside_a_keras_file(digit_png, tmp_path, capsys):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Rescaling(1 / 255.0),
+                              keras.layers.Conv2D(4, 3, activation="relu", name="conv"),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3, activation="softmax")])
+    model.save(tmp_path / "seq.keras")
+    (tmp_path / "class_names.json").write_text(json.dumps(["cat", "dog", "bird"]))
+    out = tmp_path / "out"
+    assert inspect("gradcam", tmp_path / "seq.keras", digit_png, "--class", "dog", "--out", out) == 0
+    assert (out / "gradcam-seven.png").stat().st_size > 0
+    names = tmp_path / "other.txt"
+    names.write_text("ant\nbee\n\nwasp\n")
+    assert inspect("ideal", tmp_path / "seq.keras", "--class-names", names, "--class", "wasp", "--steps", "2",
+                   "--out", out) == 0
+    assert json.loads((out / "ideal.json").read_text())[0]["class"] == "wasp"
+    assert inspect("attack", tmp_path / "seq.keras", digit_png, "--target", "bird", "--out", out) == 0
+    row = json.loads((out / "attack.json").read_text())[0]
+    assert row["eps"] == pytest.approx(0.3 * 255) and isinstance(row["succeeded"], bool)  # MNIST-like default

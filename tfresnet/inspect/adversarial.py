@@ -25,7 +25,7 @@ import pandas as pd
 from tfresnet.inspect.autodiff import input_gradient_fn
 from tfresnet.inspect.common import PIXEL_RANGE, check_images, logits_model
 from tfresnet.inspect.labels import integer_labels
-from tfresnet.inspect.plotting import pyplot, save_figure
+from tfresnet.inspect.plotting import PANEL_INCHES, pyplot, save_figure
 
 __all__ = ["ATTACKS", "fgsm", "pgd", "robustness", "plot_robustness", "plot_adversarial"]
 
@@ -219,8 +219,9 @@ def _pgd_options(eps, shape, *, steps, seed, step_size=None, random_start=True) 
 def _run(attack, model, x, y, target, batch_size, *, signed=None, **options):
     """Applies `attack` batch by batch; array-valued options (the random start) are sliced too."""
     batch_size = _check_positive(batch_size, "batch_size", integer=True)
-    x, labels, direction = _prepare(model, x, y, target)
-    signed = _signed_gradient_fn(logits_model(model)) if signed is None else signed
+    net = logits_model(model, check_images(model, x).shape[1:])
+    x, labels, direction = _prepare(net, x, y, target)
+    signed = _signed_gradient_fn(net) if signed is None else signed
     out = np.empty_like(x)
     for part in _batches(len(x), batch_size):
         sliced = {k: v[part] if isinstance(v, np.ndarray) else v for k, v in options.items()}
@@ -319,8 +320,8 @@ def robustness(
         max_examples = _check_positive(max_examples, "max_examples", integer=True)
     x, y = _collect(dataset, max_examples)
     x = check_images(model, x)
-    labels = _class_ids(y, len(x), _num_classes(model), "labels")
-    logits = logits_model(model)
+    logits = logits_model(model, x.shape[1:])
+    labels = _class_ids(y, len(x), _num_classes(logits), "labels")
     signed = _signed_gradient_fn(logits)
     clean = float(np.mean(_predict(logits, x, batch_size).argmax(axis=1) == labels))
     rows = []
@@ -331,7 +332,7 @@ def robustness(
             else:
                 step, options = _PLANS[name](e, x.shape, steps=pgd_steps, seed=seed)
                 # One compiled gradient for every epsilon, rather than one traced per attack call.
-                x_adv = _run(step, model, x, labels, None, batch_size, signed=signed, **options)
+                x_adv = _run(step, logits, x, labels, None, batch_size, signed=signed, **options)
                 accuracy = float(np.mean(_predict(logits, x_adv, batch_size).argmax(axis=1) == labels))
             rows.append({"attack": name, "eps": e, "eps_fraction": e / PIXEL_RANGE[1],
                          "accuracy": accuracy, "examples": len(x)})
@@ -383,10 +384,10 @@ def _describe(probs: np.ndarray, class_names, top: int) -> str:
 
 def _show(ax, image: np.ndarray, title: str) -> None:
     if image.shape[-1] == 1:
-        ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1)
+        ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     else:
-        ax.imshow(np.clip(image, 0, 1))
-    ax.set_title(title, fontsize=8)
+        ax.imshow(np.clip(image, 0, 1), interpolation="nearest")
+    ax.set_title(title, fontsize=9)
     ax.axis("off")
 
 
@@ -429,7 +430,8 @@ def plot_adversarial(
     if x.shape != x_adv.shape:
         raise ValueError(f"x and x_adv must have the same shape. Received x {x.shape} and "
                          f"x_adv {x_adv.shape}")
-    num_classes = _num_classes(model)
+    logits = logits_model(model, x.shape[1:])
+    num_classes = _num_classes(logits)
     class_names = [str(i) for i in range(num_classes)] if class_names is None else list(class_names)
     if len(class_names) != num_classes:
         raise ValueError(f"class_names must have one name per class ({num_classes}). Received "
@@ -439,7 +441,6 @@ def plot_adversarial(
     x, x_adv = x[:max_rows], x_adv[:max_rows]
     if y is not None:
         y = _class_ids(np.asarray(y)[:max_rows] if np.ndim(y) else y, len(x), num_classes, "y")
-    logits = logits_model(model)
     probs = keras.ops.convert_to_numpy(keras.ops.softmax(_predict(logits, np.concatenate([x, x_adv]))))
     delta = x_adv - x
     largest = float(np.abs(delta).max())
@@ -449,7 +450,7 @@ def plot_adversarial(
         amplify = _check_positive(amplify, "amplify")
 
     plt = pyplot()
-    fig, axes = plt.subplots(len(x), 3, figsize=(6.6, 2.3 * len(x)), squeeze=False)
+    fig, axes = plt.subplots(len(x), 3, figsize=(3 * PANEL_INCHES, (PANEL_INCHES + 1.0) * len(x)), squeeze=False)
     scale = PIXEL_RANGE[1]
     for row in range(len(x)):
         truth = f"true {class_names[y[row]]}\n" if y is not None else ""
@@ -457,7 +458,7 @@ def plot_adversarial(
         _show(axes[row, 1], 0.5 + amplify * delta[row] / scale,
               f"perturbation x{amplify:.1f}\nmax |d| = {np.abs(delta[row]).max():.1f} px")
         _show(axes[row, 2], x_adv[row] / scale, _describe(probs[len(x) + row], class_names, top))
-    axes[0, 0].set_title("original\n" + axes[0, 0].get_title(), fontsize=8)
-    axes[0, 2].set_title("adversarial\n" + axes[0, 2].get_title(), fontsize=8)
+    axes[0, 0].set_title("original\n" + axes[0, 0].get_title(), fontsize=9)
+    axes[0, 2].set_title("adversarial\n" + axes[0, 2].get_title(), fontsize=9)
     fig.tight_layout()
-    return save_figure(fig, path, dpi=110)
+    return save_figure(fig, path)

@@ -3,12 +3,16 @@
     tfresnet inspect gradients  SOURCE [--data NAME] [--examples N]
     tfresnet inspect features   SOURCE IMAGE [--layers L1,L2]
     tfresnet inspect ideal      SOURCE [--class NAME|ID ...]
-    tfresnet inspect attack     SOURCE IMAGE... [--eps PIXELS] [--method pgd|fgsm] [--target NAME|ID]
+    tfresnet inspect attack     SOURCE IMAGE... [--eps PIXELS | --min-eps] [--method pgd|fgsm] [--target NAME|ID]
     tfresnet inspect robustness SOURCE [--eps 0,8,16,...] [--examples N]
     tfresnet inspect gradcam    SOURCE IMAGE... [--class NAME|ID] [--layer NAME]
 
 SOURCE is a finished run directory (its `model.keras` and `class_names.json`), a `.keras` file or
-a registry model name (untrained: gradient flow at initialisation). Every command writes into
+a registry model name (untrained: gradient flow at initialisation). Class names come from the run,
+from `--class-names FILE` or a `class_names.json` beside a `.keras` file, or, for a model with 1000
+outputs, are ImageNet's; classes can be given by name or id. Data for `gradients` and `robustness`
+are loaded with the run's resize mode and matched to the model's classes by name, as `tfresnet
+evaluate` does: data whose classes the model does not have are refused. Every command writes into
 `--out` (default `SOURCE/inspect` for a run, `inspect-SOURCE` otherwise) and prints what it wrote.
 """
 
@@ -29,6 +33,9 @@ def _add_source(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-classes", type=int, default=None,
                         help="for a registry name: number of classes (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of noise, jitter and initial weights")
+    parser.add_argument("--class-names", default=None, metavar="FILE",
+                        help="class names: a JSON list or one name per line (default: the run's, a "
+                             "class_names.json beside a .keras file, ImageNet's for 1000 outputs)")
 
 
 def _add_images(parser: argparse.ArgumentParser, *, many: bool) -> None:
@@ -69,7 +76,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_source(p)
     _add_images(p, many=True)
     p.add_argument("--eps", type=float, default=None,
-                   help="L-inf budget in pixels of 0-255 (default 0.1x255 untargeted, 0.3x255 targeted)")
+                   help="L-inf budget in pixels of 0-255 (default: 0.1x255 untargeted, 0.3x255 targeted "
+                        "for MNIST-like images; 8 and 16 for photos)")
+    p.add_argument("--min-eps", action="store_true",
+                   help="search for the smallest eps at which the attack succeeds (up to --eps, default 64)")
     p.add_argument("--method", choices=("pgd", "fgsm"), default="pgd")
     p.add_argument("--class", dest="label", default=None, metavar="NAME|ID",
                    help="the images' true class (default: the model's prediction)")
@@ -93,14 +103,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """The `tfresnet inspect` verb. Bad input raises ValueError or FileNotFoundError naming the
     value, which `tfresnet.cli` prints as one line with exit code 2 (the traceback with --debug)."""
+    if args.diagnostic == "robustness":  # a typo in --eps is reported before any data is read
+        args.eps_values = _eps_list(args.eps)
     data = None
     if args.diagnostic in DATA_DIAGNOSTICS and not _is_path(args.source) and not args.input_shape:
         # An untrained registry model takes the data's own shape (28x28x1 for MNIST) unless told.
         data = _data(None, args, DATA_DIAGNOSTICS[args.diagnostic])
         args.input_shape = ",".join(map(str, data[0].shape[1:]))
     subject = _subject(args)
+    for note in subject.notes:
+        print(f"note: {note}")
     if args.diagnostic in DATA_DIAGNOSTICS:
-        args.arrays = data or _data(subject.image_shape, args, DATA_DIAGNOSTICS[args.diagnostic])
+        data = data or _data(subject.image_shape, args, DATA_DIAGNOSTICS[args.diagnostic])
+        args.arrays = _match_labels(subject, *data)
     out = args.out or (os.path.join(args.source, "inspect") if os.path.isdir(args.source)
                        else f"inspect-{os.path.basename(os.path.normpath(args.source))}")
     os.makedirs(out, exist_ok=True)
@@ -124,7 +139,8 @@ def _subject(args):
             shape = ()
         if len(shape) != 3:
             raise ValueError(f"--input-shape takes H,W,C, e.g. 28,28,1. Received {args.input_shape!r}")
-    return load_subject(args.source, input_shape=shape, num_classes=args.num_classes, seed=args.seed)
+    return load_subject(args.source, input_shape=shape, num_classes=args.num_classes, seed=args.seed,
+                        class_names=args.class_names)
 
 
 def _images(subject, args):
@@ -147,9 +163,11 @@ def _labels(subject, x, value):
 
 
 def _data(image_shape, args, default_split: str):
-    """Up to `--examples` (images, labels) of the run's data, or of `--data`, as arrays.
+    """Up to `--examples` (images, labels, the data's class names) of the run's data, or of `--data`.
 
-    `image_shape` is the model's H x W x C; None keeps the dataset's own size.
+    `image_shape` is the model's H x W x C; None keeps the dataset's own size. Images are fitted
+    to it with the run's resize mode; for the run's own data its options, validation fraction and
+    seed are used, so the splits are the run's (as in `tfresnet evaluate`).
     """
     import numpy as np
 
@@ -163,11 +181,14 @@ def _data(image_shape, args, default_split: str):
         with open(config_path, encoding="utf-8") as f:
             config = json.load(f)
     name = args.data or config.get("data") or "mnist-sample"
+    own = {} if args.data and args.data != config.get("data") else {
+        "validation_split": config.get("validation_split"), "seed": int(config.get("seed") or 0),
+        **(config.get("data_args") or {})}
     bundle = data_lib.load(
         name, data_dir=args.data_dir or config.get("data_dir"),
         image_size=None if image_shape is None else tuple(image_shape[:2]),
-        batch_size=min(args.examples, 256), seed=args.seed, shuffle=False, label_mode="int",
-        verbose=0, **({} if args.data else config.get("data_args") or {}),
+        resize=config.get("resize_mode") or "resize", batch_size=min(args.examples, 256),
+        shuffle=False, label_mode="int", verbose=0, **{"seed": args.seed, **own},
     )
     if image_shape is not None and tuple(bundle.input_shape) != tuple(image_shape):
         raise ValueError(
@@ -185,7 +206,42 @@ def _data(image_shape, args, default_split: str):
         count += len(xs[-1])
         if count >= args.examples:
             break
-    return np.concatenate(xs)[: args.examples], np.concatenate(ys)[: args.examples]
+    return np.concatenate(xs)[: args.examples], np.concatenate(ys)[: args.examples], list(bundle.class_names)
+
+
+def _match_labels(subject, x, y, data_names):
+    """`y` as the model's class ids, matched by name; refused, naming both sides, when they differ.
+
+    Without names of its own (an untrained registry model), a model's classes are positions: the
+    data must have as many.
+    """
+    import numpy as np
+
+    from tfresnet.inspect.common import choices_text
+    from tfresnet.using.evaluate import match_classes
+
+    model_names = subject.class_names
+    if subject.names_from is None:
+        if len(data_names) != len(model_names):
+            raise ValueError(
+                f"The data have {len(data_names)} classes ({choices_text(data_names, 8)}); the model has "
+                f"{len(model_names)} outputs and no class names: pass --num-classes "
+                f"{len(data_names)} for a registry model, or --class-names FILE."
+            )
+        return x, y
+    try:
+        mapping, notes = match_classes(model_names, data_names)
+    except ValueError:
+        unknown = [n for n in data_names if n not in model_names]
+        raise ValueError(
+            f"The data's classes do not match the model's: only in the data ({len(unknown)}): "
+            f"{choices_text(unknown, 8)}; the model's {len(model_names)} classes ({subject.names_from} "
+            f"names): {choices_text(model_names, 8)}. No prediction of the model could be right for "
+            f"those images: use data whose classes are among the model's."
+        ) from None
+    for note in notes:
+        print(f"note: {note}")
+    return x, np.asarray(mapping, dtype="int64")[y]
 
 
 def _gradients(subject, args, out):
@@ -230,52 +286,87 @@ def _ideal(subject, args, out):
 def _attack(subject, args, out):
     import numpy as np
 
-    from tfresnet.inspect import adversarial
+    from tfresnet.inspect import adversarial, budgets
     from tfresnet.inspect.common import resolve_class
 
     x = _images(subject, args)
     y = _labels(subject, x, args.label)
     target = None if args.target is None else resolve_class(args.target, subject.class_names)
-    eps = args.eps if args.eps is not None else (0.3 if target is not None else 0.1) * 255
-    if args.method == "fgsm":
-        x_adv = adversarial.fgsm(subject.model, x, y, eps, target=target)
+    if args.min_eps:
+        found = budgets.smallest_eps(subject.model, x, target=target, y=None if target is not None else y,
+                                     method=args.method, eps_max=args.eps or 64.0)
+        x_adv, eps = found.x_adv, [None if np.isnan(e) else float(e) for e in found.eps]
     else:
-        x_adv = adversarial.pgd(subject.model, x, y, eps, target=target, seed=args.seed)
+        value = args.eps if args.eps is not None else budgets.default_eps(x.shape[1:], targeted=target is not None)
+        if args.method == "fgsm":
+            x_adv = adversarial.fgsm(subject.model, x, y, value, target=target)
+        else:
+            x_adv = adversarial.pgd(subject.model, x, y, value, target=target, seed=args.seed)
+        eps = [value] * len(x)
     png = adversarial.plot_adversarial(subject.model, x, x_adv, os.path.join(out, "attack.png"),
                                        class_names=subject.class_names)
-    before = np.asarray(subject.model.predict_on_batch(x))
-    after = np.asarray(subject.model.predict_on_batch(x_adv))
-    names = subject.class_names
-    rows = [{"image": path, "label": names[int(label)], "method": args.method, "eps": eps,
-             "target": None if target is None else names[target],
-             "before": names[int(b.argmax())], "p_before": float(b.max()),
-             "after": names[int(a.argmax())], "p_after": float(a.max()),
-             "max_abs_change": float(np.abs(xa - xo).max())}
-            for path, label, b, a, xa, xo in zip(args.images, y, before, after, x_adv, x)]
+    rows = _attack_rows(subject, args, x, y, x_adv, target, eps)
     path = os.path.join(out, "attack.json")
     _write_json(path, rows)
     for row in rows:
-        print(f"{row['image']}: {row['before']} ({row['p_before']:.3f}) -> "
-              f"{row['after']} ({row['p_after']:.3f})")
+        print(_attack_line(row))
     return [png, path]
+
+
+def _attack_rows(subject, args, x, y, x_adv, target, eps) -> list[dict]:
+    import numpy as np
+
+    names = subject.class_names
+    before = np.asarray(subject.model.predict_on_batch(x))
+    after = np.asarray(subject.model.predict_on_batch(x_adv))
+    rows = []
+    for path, label, b, a, xa, xo, e in zip(args.images, y, before, after, x_adv, x, eps):
+        answer = int(a.argmax())
+        rows.append({
+            "image": path, "label": names[int(label)], "method": args.method, "eps": e,
+            "eps_search": bool(args.min_eps), "target": None if target is None else names[target],
+            "before": names[int(b.argmax())], "p_before": float(b.max()),
+            "after": names[answer], "p_after": float(a.max()),
+            # targeted: the model answers the target; untargeted: it no longer answers the label
+            "succeeded": bool(answer == target if target is not None else answer != int(label)),
+            "max_abs_change": float(np.abs(xa - xo).max()),
+        })
+    return rows
+
+
+def _attack_line(row: dict) -> str:
+    goal = f"target {row['target']}" if row["target"] is not None else f"away from {row['label']}"
+    if row["eps"] is None:
+        verdict = f"{goal} NOT reached at any eps searched (answer {row['after']})"
+    else:
+        at = "smallest eps" if row["eps_search"] else "eps"
+        verdict = (f"{goal} reached at {at} {row['eps']:.2f} px" if row["succeeded"]
+                   else f"{goal} NOT reached at eps {row['eps']:.2f} px (answer {row['after']})")
+    return (f"{row['image']}: {row['before']} ({row['p_before']:.3f}) -> {row['after']} "
+            f"({row['p_after']:.3f}); {verdict}")
 
 
 def _robustness(subject, args, out):
     from tfresnet.inspect import adversarial
 
-    try:
-        eps = [float(v) for v in args.eps.split(",")]
-    except ValueError:
-        raise ValueError(f"--eps takes comma-separated numbers of pixels. Received {args.eps!r}") from None
     x, y = args.arrays
-    frame = adversarial.robustness(subject.model, (x, y), eps=eps, pgd_steps=args.pgd_steps)
+    frame = adversarial.robustness(subject.model, (x, y), eps=args.eps_values, pgd_steps=args.pgd_steps)
     csv = os.path.join(out, "robustness.csv")
     frame.to_csv(csv, index=False)
     print(frame.to_string(index=False))
     return [csv, adversarial.plot_robustness(frame, os.path.join(out, "robustness.png"))]
 
 
+def _eps_list(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--eps takes comma-separated numbers of pixels. Received {text!r}") from None
+
+
 def _gradcam(subject, args, out):
+    import numpy as np
+
     from tfresnet.inspect import gradcam
 
     x = _images(subject, args)
@@ -284,11 +375,12 @@ def _gradcam(subject, args, out):
     for path, image, label in zip(args.images, x, y):
         heatmap = gradcam.grad_cam(subject.model, image, int(label), layer=args.layer)
         stem = os.path.splitext(os.path.basename(path))[0]
+        probability = float(np.asarray(subject.model.predict_on_batch(image[None]))[0, int(label)])
         written.append(gradcam.plot_grad_cam(
             image, heatmap, os.path.join(out, f"gradcam-{stem}.png"),
             saliency=gradcam.saliency(subject.model, image, int(label)),
             smoothgrad=gradcam.smoothgrad(subject.model, image, int(label), seed=args.seed),
-            title=f"{stem}: {subject.class_names[int(label)]}",
+            title=f"{stem}: {subject.class_names[int(label)]} (p={probability:.3f})",
         ))
     return written
 

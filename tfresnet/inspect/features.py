@@ -16,8 +16,15 @@ import re
 import keras
 import numpy as np
 
-from tfresnet.inspect.common import check_images, conv_layer_names, resolve_layer
-from tfresnet.inspect.plotting import grid_shape, pyplot, save_figure
+from tfresnet.inspect.common import (
+    check_images,
+    conv_layer_names,
+    graph_model,
+    image_shape,
+    require_layer_graph,
+    resolve_layer,
+)
+from tfresnet.inspect.plotting import pyplot, save_figure
 
 __all__ = ["feature_maps", "plot_feature_maps", "one_image_batch"]
 
@@ -26,15 +33,17 @@ def feature_maps(model: keras.Model, image, layers=None) -> dict[str, np.ndarray
     """The feature maps of one image at chosen layers.
 
     Args:
-        model: a functional Keras model taking raw pixels in [0, 255].
+        model: a functional or Sequential Keras model taking raw pixels in [0, 255] (a
+            subclassed model has no graph of its inner layers to read: ValueError).
         image: one H x W x C image, raw pixels.
         layers: which layers:
             - None (default): the first layer with weights (the first convolution: edges and
-              strokes), then the last layer at each spatial resolution, i.e. the end of each
-              stage (ResNet-20: ``conv1_conv``, ``conv2_block3_out``, ``conv3_block3_out``,
-              ``conv4_block3_out``). Layers before the first with weights (input scaling) and
-              zero-padding layers, whose borders are not features, are passed over. A model
-              taking any input size has no static sizes to group by: then every layer.
+              strokes), then the last layer at each spatial resolution larger than 1 x 1, i.e.
+              the end of each stage (ResNet-20: ``conv1_conv``, ``conv2_block3_out``,
+              ``conv3_block3_out``, ``conv4_block3_out``; MobileNet: ``conv_pw_13_relu`` last, not
+              its 1 x 1 pooled features or classifier). Layers before the first with weights
+              (input scaling) and zero-padding layers, whose borders are not features, are passed
+              over. A model taking any input size has no static sizes to group by: then every layer.
             - ``"all"``: every layer with a 4-D output, input side first.
             - a layer name or a list of them.
 
@@ -44,9 +53,11 @@ def feature_maps(model: keras.Model, image, layers=None) -> dict[str, np.ndarray
 
     Raises:
         ValueError: for an image of the wrong shape, a layer the model lacks (naming the closest
-            ones) or a layer whose output is not a 4-D feature map.
+            ones), a layer whose output is not a 4-D feature map, or a subclassed model.
     """
     x = one_image_batch(model, image)
+    require_layer_graph(model, "feature_maps")
+    model = graph_model(model)
     if layers is None or (isinstance(layers, str) and layers == "all"):
         names = conv_layer_names(model)
         if layers is None:
@@ -71,7 +82,7 @@ def one_image_batch(model: keras.Model, image) -> np.ndarray:
     """
     image = np.asarray(image, dtype="float32")
     if image.ndim != 3:
-        expected = "x".join(str(d) for d in model.input_shape[1:])
+        expected = "x".join(str(d) for d in image_shape(model) or ("H", "W", "C"))
         raise ValueError(f"image must be one H x W x C image ({expected} for model {model.name!r}). "
                          f"Received shape {image.shape}")
     return check_images(model, image[None], what="image")
@@ -90,7 +101,7 @@ def _check_feature_layer(model: keras.Model, name: str) -> None:
 
 
 def _stage_ends(model: keras.Model, names: list[str]) -> list[str]:
-    """The first of `names` with weights, then the last of `names` at each spatial size."""
+    """The first of `names` with weights, then the last of `names` at each spatial size above 1 x 1."""
     layers = [model.get_layer(name) for name in names]
     first = next((i for i, layer in enumerate(layers) if layer.weights), 0)
     if any(dim is None for layer in layers for dim in layer.output.shape[1:3]):
@@ -98,14 +109,16 @@ def _stage_ends(model: keras.Model, names: list[str]) -> list[str]:
         return names
     last_at_size = {None: layers[first].name} if layers else {}
     for layer in layers[first:]:
-        if isinstance(layer, keras.layers.ZeroPadding2D):
+        height, width = layer.output.shape[1:3]
+        if isinstance(layer, keras.layers.ZeroPadding2D) or height * width == 1:
             continue
         last_at_size[tuple(layer.output.shape[1:3])] = layer.name
     chosen = set(last_at_size.values())
     return [name for name in names if name in chosen]
 
 
-def plot_feature_maps(maps: dict, path_or_dir: str, *, max_channels: int = 32) -> list[str]:
+def plot_feature_maps(maps: dict, path_or_dir: str, *, max_channels: int = 32,
+                      title: str | None = None) -> list[str]:
     """Draws each layer's channels as a grid of small images.
 
     Each channel is scaled to its own minimum and maximum: channels differ in scale by orders of
@@ -118,6 +131,7 @@ def plot_feature_maps(maps: dict, path_or_dir: str, *, max_channels: int = 32) -
         path_or_dir: a ``.png`` path: one figure with a grid per layer, one under another; any
             other path: a folder (created) receiving one ``NN_<layer>.png`` per layer.
         max_channels: the most channels drawn per layer.
+        title: a line above the figure (each figure, for a folder).
 
     Returns:
         The paths written.
@@ -140,9 +154,12 @@ def plot_feature_maps(maps: dict, path_or_dir: str, *, max_channels: int = 32) -
     if str(path_or_dir).lower().endswith(".png"):
         heights = [m[0].shape[0] / m[0].shape[1] for m in mosaics.values()]
         fig, axes = plt.subplots(len(mosaics), 1, figsize=(10, 10 * sum(heights) + 0.5 * len(mosaics)),
-                                 gridspec_kw={"height_ratios": heights}, squeeze=False)
+                                 gridspec_kw={"height_ratios": heights}, squeeze=False,
+                                 layout="constrained")  # room for a title above the layers' titles
         for ax, (name, mosaic) in zip(axes[:, 0], mosaics.items()):
             _draw_mosaic(ax, name, maps[name], *mosaic)
+        if title:
+            fig.suptitle(title, fontsize=11)
         return [save_figure(fig, path_or_dir)]
     os.makedirs(path_or_dir, exist_ok=True)
     paths = []
@@ -150,6 +167,8 @@ def plot_feature_maps(maps: dict, path_or_dir: str, *, max_channels: int = 32) -
         image = mosaic[0]
         fig, ax = plt.subplots(figsize=(10, 10 * image.shape[0] / image.shape[1] + 0.6))
         _draw_mosaic(ax, name, maps[name], *mosaic)
+        if title:
+            fig.suptitle(title, fontsize=11)
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
         paths.append(save_figure(fig, os.path.join(path_or_dir, f"{index:02d}_{safe}.png")))
     return paths
@@ -162,7 +181,9 @@ def _mosaic(values: np.ndarray, max_channels: int) -> tuple[np.ndarray, np.ndarr
         chosen = np.sort(np.argsort(-values.mean(axis=(0, 1)), kind="stable")[:max_channels])
     else:
         chosen = np.arange(channels)
-    rows, columns = grid_shape(len(chosen), max_columns=8 if len(chosen) <= 32 else 16)
+    # Rows of 8 (16 beyond 32 channels), as Zeiler and Fergus and keras.io draw them.
+    columns = min(len(chosen), 8 if len(chosen) <= 32 else 16)
+    rows = -(-len(chosen) // columns)
     height, width = values.shape[:2]
     mosaic = np.full((rows * (height + 1) - 1, columns * (width + 1) - 1), np.nan, dtype="float32")
     for tile, channel in enumerate(chosen):

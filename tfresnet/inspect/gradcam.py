@@ -23,9 +23,16 @@ import keras
 import numpy as np
 
 from tfresnet.inspect.autodiff import input_gradient, layer_gradient
-from tfresnet.inspect.common import conv_layer_names, logits_model, resolve_class, resolve_layer
+from tfresnet.inspect.common import (
+    graph_model,
+    logits_model,
+    require_layer_graph,
+    resolve_class,
+    resolve_layer,
+    spatial_layer_names,
+)
 from tfresnet.inspect.features import one_image_batch
-from tfresnet.inspect.plotting import pyplot, save_figure, show_image
+from tfresnet.inspect.plotting import PANEL_INCHES, pyplot, save_figure, show_image
 
 __all__ = ["grad_cam", "saliency", "smoothgrad", "plot_grad_cam"]
 
@@ -39,23 +46,27 @@ def grad_cam(model: keras.Model, image, class_id, layer: str | None = None) -> n
         model: a classifier taking raw pixels in [0, 255], ending in a softmax or in logits.
         image: one H x W x C image, raw pixels.
         class_id: the class index (or its digit string).
-        layer: the feature map to weight; default: the last layer with a 4-D output (the last
-            convolutional feature map, where Selvaraju et al. find the best trade-off between
-            spatial detail and class specificity). On JAX it must be a layer every path from input
-            to output passes through (see `tfresnet.inspect.autodiff.layer_gradient`).
+        layer: the feature map to weight; default: the last layer with a 4-D output larger than
+            1 x 1 (the last convolutional feature map, where Selvaraju et al. find the best
+            trade-off between spatial detail and class specificity; MobileNet's 1 x 1 pooled
+            features and ``conv_preds`` classifier would give one flat tint). On JAX it must be a
+            layer every path from input to output passes through (see
+            `tfresnet.inspect.autodiff.layer_gradient`).
 
     Returns:
         An H x W float32 array in [0, 1] (bilinearly upsampled from the layer's resolution,
         divided by its maximum): all zeros when no location speaks for the class.
 
     Raises:
-        ValueError: for an image of the wrong shape, a class the model lacks, or a layer it lacks
-            or whose output is not a feature map (naming the valid ones).
+        ValueError: for an image of the wrong shape, a class the model lacks, a layer it lacks
+            or whose output is not a feature map (naming the valid ones), or a subclassed model
+            (whose inner layers have no graph to read).
     """
     x = one_image_batch(model, image)
-    target = _class_vector(model, class_id)
-    name = _feature_layer(model, layer)  # named on the model given, not on its logits twin
+    require_layer_graph(model, "grad_cam")
     net = logits_model(model)
+    target = _class_vector(net, class_id)
+    name = _feature_layer(graph_model(model), layer)  # named on the model given, not on its logits twin
     _, activations, grads = layer_gradient(net, name, lambda logits: keras.ops.sum(logits * target), x)
     weights = grads[0].mean(axis=(0, 1))  # alpha_k: global-average-pooled gradients (eq. 1)
     cam = np.maximum(np.tensordot(activations[0], weights, axes=([-1], [0])), 0.0)  # eq. 2
@@ -84,8 +95,8 @@ def saliency(model: keras.Model, image, class_id) -> np.ndarray:
         ValueError: for an image of the wrong shape or a class the model lacks.
     """
     x = one_image_batch(model, image)
-    target = _class_vector(model, class_id)
-    net = logits_model(model)
+    net = logits_model(model, x.shape[1:])
+    target = _class_vector(net, class_id)
     _, grad = input_gradient(lambda z: keras.ops.sum(net(z, training=False) * target), x)
     return _normalise(np.abs(grad[0]).max(axis=-1), percentile=99)
 
@@ -120,8 +131,8 @@ def smoothgrad(model: keras.Model, image, class_id, *, samples: int = 25, noise:
         raise ValueError(f"noise must be a fraction of the image's range in [0, 1) (0.1-0.2 is usual). "
                          f"Received noise={noise!r}")
     x = one_image_batch(model, image)
-    target = _class_vector(model, class_id)
-    net = logits_model(model)
+    net = logits_model(model, x.shape[1:])
+    target = _class_vector(net, class_id)
     spread = float(x.max() - x.min()) or 255.0
     rng = np.random.default_rng(seed)
     total = np.zeros(x.shape[1:], dtype="float64")
@@ -161,16 +172,17 @@ def plot_grad_cam(image, heatmap, path: str, *, saliency=None, smoothgrad=None, 
             raise ValueError(f"The {label} map has shape {values.shape}; the image is "
                              f"{image.shape[0]}x{image.shape[1]}: pass maps computed for this image.")
     plt = pyplot()
-    fig, axes = plt.subplots(1, 1 + len(panels), figsize=(3 * (1 + len(panels)), 3.3), squeeze=False)
+    fig, axes = plt.subplots(1, 1 + len(panels), figsize=(PANEL_INCHES * (1 + len(panels)), PANEL_INCHES + 0.5),
+                             squeeze=False, layout="constrained")  # tight margins: each panel >= 256 px
     show_image(axes[0, 0], image)
     axes[0, 0].set_title("image", fontsize=9)
     for ax, (label, values) in zip(axes[0, 1:], panels):
         if label == "Grad-CAM":
             show_image(ax, image)
-            ax.imshow(values, cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0)
+            ax.imshow(values, cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0, interpolation="bilinear")
             ax.set_title("Grad-CAM overlay", fontsize=9)
         else:
-            ax.imshow(values, cmap="inferno", vmin=0.0, vmax=1.0)
+            ax.imshow(values, cmap="inferno", vmin=0.0, vmax=1.0, interpolation="nearest")
             ax.set_title(label, fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
@@ -186,14 +198,14 @@ def _class_vector(model: keras.Model, class_id) -> np.ndarray:
 
 
 def _feature_layer(model: keras.Model, layer: str | None) -> str:
-    names = conv_layer_names(model)
+    names = spatial_layer_names(model)
     if layer is None:
         if not names:
-            raise ValueError(f"Model {model.name!r} has no layer with a 4-D output: Grad-CAM needs a "
-                             f"convolutional feature map.")
+            raise ValueError(f"Model {model.name!r} has no layer with a 4-D output larger than 1x1: "
+                             f"Grad-CAM needs a convolutional feature map.")
         return names[-1]
     resolve_layer(model, layer)  # unknown names: ValueError with the closest ones
-    if layer not in names:
+    if len(tuple(model.get_layer(layer).output.shape)) != 4:
         shape = tuple(model.get_layer(layer).output.shape)
         raise ValueError(
             f"Layer {layer!r} of model {model.name!r} outputs shape {shape}, not a feature map "

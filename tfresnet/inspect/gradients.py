@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from tfresnet.inspect.autodiff import weight_gradients
-from tfresnet.inspect.common import check_images, logits_model
+from tfresnet.inspect.common import check_images, logits_view
 from tfresnet.inspect.labels import integer_labels
 from tfresnet.inspect.plotting import pyplot, save_figure
 
@@ -70,28 +70,23 @@ class _CrossEntropy:
     label for a single unit.
     """
 
-    def __init__(self, model: keras.Model):
+    def __init__(self, model: keras.Model, input_shape=None):
         self.model = model
         # Rebuilding the last layer creates Keras initializers, which draw seeds from Python's
         # global `random`; restoring its state keeps a measured run's random stream, and so its
         # training, identical to an unmeasured one.
         state = random.getstate()
         try:
-            self.view = logits_model(model)
+            view = logits_view(model, input_shape)
         finally:
             random.setstate(state)
-        shared = {id(layer) for layer in self.view.layers}
-        own = {id(layer) for layer in model.layers}
-        dropped = [layer for layer in model.layers if id(layer) not in shared]
-        self._copies = [(source, copy) for source, copy in zip(
-            [layer for layer in dropped if layer.weights],
-            [layer for layer in self.view.layers if id(layer) not in own])]
-        names = {_activation_name(layer) for layer in dropped}
-        self.kind = "sigmoid" if "sigmoid" in names else "softmax"
-        self.units = int(model.output_shape[-1])
+        self.view = view.net
+        self._copies = view.rebuilt
+        self.kind = "sigmoid" if view.squashing == "sigmoid" else "softmax"
+        self.units = int(self.view.output_shape[-1])
 
     def refresh(self) -> None:
-        """Copies the model's current last-layer weights (and trainability) into the logits view."""
+        """Copies the model's current weights (and trainability) into the layers the view copied."""
         for source, copy in self._copies:
             copy.trainable = source.trainable
             copy.set_weights(source.get_weights())
@@ -114,11 +109,6 @@ class _CrossEntropy:
                    else ops.expand_dims(ops.cast(labels, "float32"), -1))
         per_unit = ops.binary_crossentropy(targets, logits, from_logits=True)
         return ops.mean(ops.sum(per_unit, axis=-1))
-
-
-def _activation_name(layer) -> str | None:
-    activation = getattr(layer, "activation", None)
-    return getattr(activation, "__name__", None)
 
 
 # ------------------------------------------------------------------------------ gradient norms
@@ -207,7 +197,7 @@ def gradient_norms(
             range, or more batches than there are examples.
     """
     x = check_images(model, x)
-    loss = _CrossEntropy(model)
+    loss = _CrossEntropy(model, x.shape[1:])
     labels = _check_labels(y, len(x), loss.units)
     batches = _check_count(batches, "batches")
     batch_size = _check_count(batch_size, "batch_size", optional=True)
@@ -435,7 +425,7 @@ class GradientFlow(keras.callbacks.Callback):
         labels = np.asarray(self._y)
         if labels.ndim == 2 and labels.shape[1] > 1:
             labels = labels.argmax(axis=1)
-        self._loss = _CrossEntropy(self.model)
+        self._loss = _CrossEntropy(self.model, self._x.shape[1:])
         self._y = _check_labels(labels, len(self._x), self._loss.units)
         self._recorded = False
 

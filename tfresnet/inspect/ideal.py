@@ -28,7 +28,7 @@ import numpy as np
 
 from tfresnet.inspect.autodiff import input_gradient_fn
 from tfresnet.inspect.common import PIXEL_RANGE, logits_model, resolve_class
-from tfresnet.inspect.plotting import pyplot, save_figure, show_image
+from tfresnet.inspect.plotting import PANEL_INCHES, pyplot, save_figure, show_image
 
 __all__ = ["ideal_image", "ideal_images", "plot_ideal_images"]
 
@@ -80,7 +80,8 @@ def ideal_image(model: keras.Model, class_id, **options) -> tuple[np.ndarray, fl
     Args:
         model: a classifier taking raw pixels in [0, 255], ending in a softmax or in logits.
         class_id: the class index (or its digit string).
-        **options: ``steps``, ``lr``, ``tv_weight``, ``l2_weight``, ``jitter``, ``seed``, as for
+        **options: ``steps``, ``lr``, ``tv_weight``, ``l2_weight``, ``jitter``, ``seed``,
+            ``input_shape``, as for
             `ideal_images` (which this calls with the one class).
 
     Returns:
@@ -104,6 +105,7 @@ def ideal_images(
     l2_weight: float = 10.0,
     jitter: int | None = None,
     seed: int = 0,
+    input_shape=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Ideal images of several classes, optimised together (see `ideal_image` for the method).
 
@@ -122,6 +124,8 @@ def ideal_images(
             one pixel per 28 of image height: 1 for MNIST, 8 at 224x224; 0: no jitter), which
             favours features that do not rely on exact pixel positions.
         seed: seed of the starting noise and the jitter.
+        input_shape: H x W x C, for a model that does not fix its own (a subclassed model, or
+            one built with ``input_shape=(None, None, C)``).
 
     Returns:
         ``(images, probabilities)``: N x H x W x C float32 raw pixels and N probabilities, in the
@@ -131,18 +135,18 @@ def ideal_images(
         ValueError: for an empty list, a class the model does not have, a model of unknown input
             size or a bad setting (naming it).
     """
-    net = logits_model(model)
+    net = logits_model(model, input_shape)
     num_classes = int(net.output_shape[-1])
     if isinstance(class_ids, (str, numbers.Integral)):
         class_ids = [class_ids]
     classes = [resolve_class(c, [str(i) for i in range(num_classes)]) for c in class_ids]
     if not classes:
         raise ValueError("class_ids is empty: pass one or more class indices.")
-    shape = tuple(net.input_shape[1:])
+    shape = tuple(net.input_shape[1:]) if input_shape is None else tuple(input_shape)
     if any(dim is None for dim in shape):
         raise ValueError(
             f"Model {model.name!r} takes images of any size (input shape {shape}); ideal images need "
-            f"a fixed one: rebuild it with input_shape=(H, W, C)."
+            f"a fixed one: pass input_shape=(H, W, C)."
         )
     steps = _check_number(steps, "steps", integer=True)
     lr = _check_number(lr, "lr")
@@ -252,16 +256,16 @@ def plot_ideal_images(images, probabilities, path: str, class_names=None) -> str
     elif len(class_names) != len(images):
         raise ValueError(f"class_names has {len(class_names)} names for {len(images)} images; pass "
                          f"one per image (in the order of the class ids).")
-    columns = min(len(images), 10)  # a row of ten: all MNIST digits side by side
+    columns = min(len(images), 5)  # ten MNIST digits in two rows, each large enough to see
     rows = -(-len(images) // columns)
     plt = pyplot()
-    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.9 * rows + 0.4), squeeze=False,
-                             layout="constrained")  # room for the suptitle above the titles
+    fig, axes = plt.subplots(rows, columns, figsize=(PANEL_INCHES * columns, (PANEL_INCHES + 0.5) * rows + 0.4),
+                             squeeze=False, layout="constrained")  # room for the suptitle above the titles
     for ax in axes.ravel():
         ax.axis("off")
     for ax, image, probability, name in zip(axes.ravel(), images, probabilities, class_names):
         show_image(ax, image)
         ax.axis("on")
-        ax.set_title(f"{name}\np={probability:.3f}", fontsize=8)
+        ax.set_title(f"{name}\np={probability:.3f}", fontsize=10)
     fig.suptitle("Ideal images (gradient ascent on each class logit)", fontsize=10)
     return save_figure(fig, path)

@@ -6,7 +6,13 @@ import os
 
 import numpy as np
 
-__all__ = ["pyplot", "save_figure", "show_image", "grid_shape"]
+__all__ = ["pyplot", "save_figure", "show_image", "grid_shape", "PANEL_INCHES", "DPI"]
+
+# Each picture of an input is drawn in a panel of PANEL_INCHES at DPI: 2.6 x 120 = 312 pixels, so
+# that after margins an image is at least 256 pixels on screen, whatever its own size (a 28x28
+# digit, a 128x128 photo are blown up; `show_image` keeps their pixels sharp).
+PANEL_INCHES = 2.6
+DPI = 120
 
 
 def pyplot():
@@ -19,7 +25,7 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, path: str, *, dpi: int = 120) -> str:
+def save_figure(fig, path: str, *, dpi: int = DPI) -> str:
     """Writes `fig` to `path` (creating its folder), closes it and returns `path`."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -29,12 +35,16 @@ def save_figure(fig, path: str, *, dpi: int = 120) -> str:
 
 
 def show_image(ax, image) -> None:
-    """Draws raw pixels in [0, 255] (H x W x 1 as grey, H x W x 3 as RGB) on `ax`, without axes."""
+    """Draws raw pixels in [0, 255] (H x W x 1 as grey, H x W x 3 as RGB) on `ax`, without axes.
+
+    Pixels are blown up to the panel's size by nearest neighbour, so small inputs stay sharp
+    rather than blurred.
+    """
     image = np.clip(np.asarray(image, dtype="float32"), 0.0, 255.0) / 255.0
     if image.ndim == 3 and image.shape[-1] == 1:
-        ax.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+        ax.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     else:
-        ax.imshow(image)
+        ax.imshow(image, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
 
