@@ -5,9 +5,17 @@ Run (DATA_DIR holds PetImages/Cat and PetImages/Dog, or tensorflow-datasets down
     tfresnet train recipes/cats_vs_dogs_transfer.py --set smoke=true --set weights=none \\
         --set data_dir=PATH_TO_PETIMAGES
 
-Expected result and time: not measured yet. Both need the ImageNet weights and the full dataset,
-and the development machine (2-core CPU, no network) has neither; the smoke run above is what the
-tests exercise.
+Offline, point weights= at a keras.applications file and pick its width, e.g. (the shared files):
+    W=../shared/data/imagenet_weights
+    tfresnet train recipes/cats_vs_dogs_transfer.py --set data_dir=DATA_DIR --set 'model_args={"alpha": 0.35}' \\
+        --set weights=$W/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5
+
+Measured: on PetImages itself, not yet (the development machine has no copy of it). The same
+two-class question on the Oxford-IIIT Pet sample (`pets_transfer` with ``label=species``: two cat
+breeds against a dog breed, 60 held-out trainval images that choose nothing), by
+``python benchmarks/transfer.py --tasks species`` on 2 CPU cores: MobileNetV2 0.35 100% after
+feature extraction (52 s of training), 98.3% after fine-tuning (75 s); MobileNetV2 0.5 100% and
+100% (54 s, 69 s); the same networks from scratch on the same budget 66.7% (every image called a cat).
 """
 
 import dataclasses

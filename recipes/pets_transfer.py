@@ -1,21 +1,34 @@
 """Oxford-IIIT Pet, 37 breeds, from an ImageNet backbone: train the head, then fine-tune.
 
 Run (needs the dataset: its own tarballs unpacked into DATA_DIR, or tensorflow-datasets, and the
-ImageNet weights through keras.applications; offline, pass a downloaded file with --set weights=PATH):
+ImageNet weights: weights="imagenet" finds keras.applications' file in $TFRESNET_WEIGHTS_DIR or
+keras' cache, else downloads it; or pass the file itself with --set weights=PATH):
     python recipes/pets_transfer.py --set data_dir=DATA_DIR
     python recipes/pets_transfer.py --set model=resnet50     # or vgg16
     tfresnet train recipes/pets_transfer.py --set smoke=true --set weights=none \\
         --set data_dir=../shared/data/oxford_iiit_pet_sample
 
+Offline, on the shared three-breed sample with the shared ImageNet files (a fixed 20% of its
+trainval list held out as test, stratified, seed 0, used for nothing else):
+    W=../shared/data/imagenet_weights
+    tfresnet train recipes/pets_transfer.py --set data_dir=../shared/data/oxford_iiit_pet_sample \\
+        --set data_args.test_split=0.2 --set 'model_args={"alpha": 0.35}' \\
+        --set weights=$W/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5
+
 Phase 1 trains only the new classifier on a frozen backbone; phase 2 unfreezes the top of the
-backbone and recompiles at a learning rate 100x lower. Where the top starts is each model's own
+backbone and recompiles at a learning rate 10x lower. Where the top starts is each model's own
 `fine_tune_from` in the registry (its last stage, as in the keras.io transfer guide);
 `--set fine_tune_from=LAYER` moves it. Batch norm stays in inference mode in both phases (see
 tfresnet.training.finetune for why).
 
-Expected result and time: not measured yet. Both need the ImageNet weights and the full dataset,
-and the development machine (2-core CPU, no network) has neither; the smoke run above is what the
-tests exercise.
+Measured on the sample (210 training, 30 validation and 60 test images, 224 px; accuracy on the
+60 test images; training time on 2 shared CPU cores), by `python benchmarks/transfer.py`:
+    MobileNetV2 0.35: feature extraction 95.0% (42 s), then fine-tuning 98.3% (76 s);
+    MobileNetV2 0.5: 96.7% (56 s), then 93.3% (108 s);
+    MobileNet v1 0.25: 83.3% (61 s), then 93.3% (107 s);
+    each from scratch on the same budget: 33.3% (chance: every image given one breed).
+The full 37-breed dataset was not run (not on the development machine).
+The epochs, rates and monitor were chosen on the validation split, never the test images.
 """
 
 from tfresnet.training import TrainConfig

@@ -25,7 +25,6 @@ import numpy as np
 
 import tfresnet
 from tfresnet import inspect
-from tfresnet.models import load_keras_applications_weights
 from tfresnet.models.pretrained import WEIGHTS_DIR_ENV, imagenet_class_names
 
 WEIGHTS_FILE = "mobilenet_2_5_128_tf.h5"
@@ -38,10 +37,8 @@ IDEAL_OPTIONS = {"steps": 300, "lr": 4.0, "tv_weight": 10.0, "jitter": 6}
 
 
 def imagenet_mobilenet(weights_dir: str) -> keras.Model:
-    model = tfresnet.create_model("mobilenetv1", alpha=0.25, input_shape=(128, 128, 3), num_classes=1000,
-                                  preprocessing="auto")
-    load_keras_applications_weights(model, os.path.join(weights_dir, WEIGHTS_FILE), alpha=0.25)
-    return model
+    return tfresnet.create_model("mobilenetv1", alpha=0.25, input_shape=(128, 128, 3), num_classes=1000,
+                                 preprocessing="auto", weights=os.path.join(weights_dir, WEIGHTS_FILE))
 
 
 def _top(model, x, names, k=3) -> list:
@@ -96,7 +93,7 @@ def grad_cams(model, names, photos, out, numbers) -> list[str]:
 def pets_robustness(run_dir: str, out: str, numbers) -> str:
     from tfresnet.cli import main
 
-    folder = os.path.join(out, "imagenet_pets_robustness")
+    folder = os.path.join(run_dir, "inspect")  # the CSV stays with its run
     start = time.perf_counter()
     if main(["inspect", "robustness", run_dir, "--eps", "0,0.5,1,2,4,8", "--examples", "1000", "--out", folder]):
         raise SystemExit(f"tfresnet inspect robustness {run_dir} failed")
