@@ -109,13 +109,15 @@ def test_weights_path_round_trip(tmp_path):
     np.testing.assert_array_equal(np.asarray(again(x)), np.asarray(model(x)))
 
 
-def test_imagenet_weights_offline_fail_fast_with_instructions(monkeypatch):
+def test_imagenet_weights_offline_fail_fast_with_instructions(monkeypatch, tmp_path):
     def no_network(*args, **kwargs):
         raise Exception("URL fetch failure on https://example/resnet50.h5: [Errno -2] Name or service not known")
 
     monkeypatch.setattr(keras.utils, "get_file", no_network)
-    monkeypatch.setattr("keras.src.applications.resnet.file_utils.get_file", no_network)
-    with pytest.raises(RuntimeError, match="Could not download the ImageNet weights.*weights=PATH"):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # an empty keras cache
+    monkeypatch.delenv("TFRESNET_WEIGHTS_DIR", raising=False)
+    with pytest.raises(FileNotFoundError,
+                       match="resnet50_weights_tf_dim_ordering_tf_kernels.h5.*could not be downloaded.*weights=PATH"):
         tfresnet.create_model("resnet50", weights="imagenet")
 
 
