@@ -55,6 +55,8 @@ CELLS = [
         "_, get_config = load_recipe(os.path.join(RECIPES, 'pets_transfer.py'))\n"
         "overrides = [f'smoke={SMOKE}', 'export=false', 'model_args={\"alpha\": 0.35}',\n"
         "             f'data_dir={PETS}', 'data_args.test_split=0.2']\n"
+        "if SMOKE:\n"
+        "    overrides.append('image_size=128')  # the 224 px file serves any size\n"
         "config = apply_overrides(get_config(), overrides)\n"
         "result = run_config(config, recipe='pets_transfer', run_dir=RUN_DIR)\n"
         "print(f\"test accuracy {result.metrics['accuracy']:.3f} on {result.metrics['examples']} held-out images\")\n"

@@ -157,8 +157,8 @@ def test_file_names_follow_keras_applications():
 
 
 @pytest.mark.parametrize("weights, match", [
-    ("imagent", "file not found .the only word it takes is 'imagenet'"),
-    ("/nope/backbone.h5", "file not found"),
+    ("imagent", "Weights file not found .the only word it takes is 'imagenet'"),
+    ("/nope/backbone.h5", "Weights file not found"),
 ])
 def test_bad_weights_fail_when_the_config_is_checked(weights, match):
     config = TrainConfig(model="mobilenetv2", weights=weights, data="oxford_iiit_pet")

@@ -374,10 +374,10 @@ def check_weights(weights: Any, spec, builder_kwargs: dict, *, include_top: bool
     path = os.fspath(weights)
     if not os.path.isfile(path):
         hint = "" if os.sep in path or path.endswith(".h5") else " (the only word it takes is 'imagenet')"
-        raise ValueError(f"weights: file not found{hint}; expected None, 'imagenet' or a path to a "
+        raise ValueError(f"Weights file not found{hint}; expected None, 'imagenet' or a path to a "
                          f".h5 / .weights.h5 file. Received weights={weights!r}")
     if not _is_hdf5(path):
-        raise ValueError(f"weights: {path} is not an HDF5 weights file (.h5 / .weights.h5). "
+        raise ValueError(f"{path} is not an HDF5 weights file (.h5 / .weights.h5). "
                          f"Received weights={weights!r}")
 
 
