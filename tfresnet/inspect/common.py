@@ -114,7 +114,6 @@ def _graph_and_copies(model: keras.Model, input_shape=None) -> tuple[keras.Model
         return keras.Model(clone.inputs[0], clone.outputs[0], name=model.name), pairs
     if inputs:
         return model, []
-        return model
     if input_shape is None:
         raise ValueError(
             f"Model {model.name!r} is a subclassed keras.Model, which records no input shape: pass "
