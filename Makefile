@@ -26,7 +26,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check tfresnet tests recipes benchmarks scripts
-	$(BIN)/python -m pytest -q -n 2 --dist worksteal --timeout=900 tests
+	$(BIN)/python -m pytest -q -n 2 --timeout=900 tests
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check tfresnet tests recipes benchmarks scripts

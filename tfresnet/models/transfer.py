@@ -136,47 +136,46 @@ def _is_imagenet_classifier(values) -> bool:
 
 
 def _pairs(arrays: dict, tgt_layers: dict) -> tuple[list, bool]:
-    """(source name, arrays, target layer or None) for every source layer, and whether the
-    layers were paired by position rather than by name.
+    """(source name, arrays, target layer or None, is a classifier) for every source layer, and
+    whether the layers were paired by position rather than by name.
 
     Most published files use keras.applications' layer names, so layers pair by name. Older ones
     (MobileNetV2's: ``mobl0_conv_0_depthwise`` for ``expanded_conv_depthwise``) name layers as
     Keras 2 once did; keras itself loads those by position, the file's weighted layers in order
-    against the model's, and so does this, as strictly: same count (but for a classifier on
-    either side) and every shape the same.
+    against the model's, and so does this, as strictly: the same count but for a classifier on
+    either side, and every shape the same.
     """
     if not set(arrays) - set(tgt_layers) - HEAD_LAYERS:
-        return [(name, values, tgt_layers.get(name)) for name, values in arrays.items()], False
+        return [(name, values, tgt_layers.get(name), name in HEAD_LAYERS)
+                for name, values in arrays.items()], False
     src, tgt = list(arrays.items()), list(tgt_layers.values())
-    if src and _is_imagenet_classifier(src[-1][1]) and len(src) > len(tgt) - (tgt[-1].name in HEAD_LAYERS):
-        last_name, last_values = src.pop()
-        tail = [(last_name, last_values, tgt[len(src)] if len(tgt) > len(src) else None)]
-    else:
-        tail = []
-    if len(tgt) - len(src) not in (0, 1) or (len(tgt) > len(src) and not tail and tgt[-1].name not in HEAD_LAYERS):
+    file_head = bool(src) and _is_imagenet_classifier(src[-1][1])
+    target_head = bool(tgt) and tgt[-1].name in HEAD_LAYERS
+    body_src, body_tgt = src[:len(src) - file_head], tgt[:len(tgt) - target_head]
+    if len(body_src) != len(body_tgt):
         named = sorted(set(arrays) - set(tgt_layers) - HEAD_LAYERS)
         raise ValueError(
             f"{len(named)} weighted layers of the source have no layer of the same name in the "
-            f"target, e.g. {named[:5]}, and pairing them in order fails too ({len(arrays)} "
-            f"weighted layers against {len(tgt)}); the models are not the same architecture."
+            f"target, e.g. {named[:5]}, and pairing them in order fails too ({len(body_src)} "
+            f"weighted layers against {len(body_tgt)}, classifiers aside); the models are not the "
+            f"same architecture."
         )
-    return [(name, values, layer) for (name, values), layer in zip(src, tgt)] + tail, True
+    pairs = [(name, values, layer, False) for (name, values), layer in zip(body_src, body_tgt)]
+    if file_head:
+        pairs.append((*src[-1], tgt[-1] if target_head else None, True))
+    return pairs, True
 
 
 def _copy(arrays: dict, target: keras.Model, source_name: str) -> TransferReport:
     tgt_layers = _weighted_layers(target)
     pairs, by_order = _pairs(arrays, tgt_layers)
     assignments, summed, head_left_out = {}, [], []
-    for name, values, tgt in pairs:
+    for name, values, tgt, is_head in pairs:
         fitted = None if tgt is None else _layer_values(name, values, tgt)
         if fitted is None:
-            if name in HEAD_LAYERS or (by_order and name == pairs[-1][0] and _is_imagenet_classifier(values)):
-                head_left_out.append(name)  # an ImageNet classifier the target does not share
+            if is_head:  # an ImageNet classifier the target does not share
+                head_left_out.append(name)
                 continue
-            if tgt is None:
-                raise ValueError(
-                    f"Weighted layer {name!r} of {source_name} has no layer of the same name in "
-                    f"{target.name!r}; the models are not the same architecture.")
             raise _mismatch(name, values, tgt)
         assignments[tgt.name] = fitted[0]
         if fitted[1]:
