@@ -207,8 +207,7 @@ _CLASS_INDEX = WeightsFile(
 )
 
 
-def _weights_file(application: str, published: PublishedWeights, arch: dict, top: bool,
-                  size: int) -> WeightsFile:
+def _weights_file(published: PublishedWeights, arch: dict, top: bool, size: int) -> WeightsFile:
     name = published.name(arch, top, size)
     return WeightsFile(name, f"{_BASE_URL}{published.folder}/{name}", published.hashes.get(name), top)
 
@@ -257,14 +256,14 @@ def imagenet_files(application: str, arch: dict, *, include_top: bool, image_siz
                 f"{', '.join(f'{s}x{s}' for s in sizes)} only. Received image size {image_size}; "
                 f"use one of those, or build the model without the 1000-class classifier."
             )
-        return [_weights_file(application, published, arch, True, image_size or published.default_size)]
+        return [_weights_file(published, arch, True, image_size or published.default_size)]
     files = []
     sizes = published.no_top_sizes
     for size in ([image_size] if sizes is None or image_size in sizes else []) + [published.default_size]:
         for top in (False, True):
             if top and published.top_sizes is not None and size not in published.top_sizes:
                 continue
-            candidate = _weights_file(application, published, arch, top, size)
+            candidate = _weights_file(published, arch, top, size)
             if candidate not in files:
                 files.append(candidate)
     return files
@@ -280,18 +279,15 @@ def _keras_cache() -> str:
     return os.path.join(home, "models")
 
 
-def search_folders(extra: tuple = ()) -> list[str]:
-    """Where local copies are looked for, in order: `extra`, $TFRESNET_WEIGHTS_DIR, keras' cache."""
-    folders = [*extra]
-    if os.environ.get(WEIGHTS_DIR_ENV):
-        folders.append(os.environ[WEIGHTS_DIR_ENV])
-    folders.append(_keras_cache())
-    return folders
+def search_folders() -> list[str]:
+    """Where local copies are looked for, in order: $TFRESNET_WEIGHTS_DIR, keras' cache."""
+    folders = [os.environ[WEIGHTS_DIR_ENV]] if os.environ.get(WEIGHTS_DIR_ENV) else []
+    return [*folders, _keras_cache()]
 
 
-def find_weights_file(file_name: str, extra: tuple = ()) -> str | None:
+def find_weights_file(file_name: str) -> str | None:
     """The path of a local copy of `file_name` (see `search_folders`), or None."""
-    for folder in search_folders(extra):
+    for folder in search_folders():
         path = os.path.join(folder, file_name)
         if os.path.isfile(path):
             return path
