@@ -25,6 +25,7 @@ import numpy as np
 
 import tfresnet
 from tfresnet import inspect
+from tfresnet.files import write_atomic
 from tfresnet.models.pretrained import WEIGHTS_DIR_ENV, imagenet_class_names
 
 WEIGHTS_FILE = "mobilenet_2_5_128_tf.h5"
@@ -128,8 +129,7 @@ def main(argv=None) -> int:
         written.append(pets_robustness(args.pets_run, args.out, numbers))
     numbers["seconds"] = round(time.perf_counter() - start, 1)
     path = os.path.join(args.out, "imagenet_figures.json")
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(numbers, f, indent=2)
+    write_atomic(path, json.dumps(numbers, indent=2))
     for item in [*written, path]:
         print(f"wrote {item} ({os.path.getsize(item) / 1024:.0f} KiB)")
     print(json.dumps(numbers, indent=2))

@@ -14,10 +14,11 @@ import dataclasses
 import json
 import os
 
+from tfresnet.models.pretrained import IMAGENET_CLASSES
+
 __all__ = ["ClassNames", "read_class_names", "class_names_for", "SIBLING_FILE"]
 
 SIBLING_FILE = "class_names.json"  # the name a run directory uses, also looked for beside a .keras file
-IMAGENET_CLASSES = 1000
 
 
 @dataclasses.dataclass
