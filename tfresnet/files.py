@@ -8,13 +8,38 @@ benchmark results): write under a unique temporary name beside the target, fsync
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["write_atomic", "write_json_atomic", "fsync_dir", "replace_durably"]
+__all__ = ["WriteError", "DISK_FULL", "write_error", "write_atomic", "write_json_atomic", "fsync_dir", "replace_durably"]
+
+
+class WriteError(OSError):
+    """A file could not be written (disk full, no permission...); the previous one is intact.
+
+    Its message is one line naming the file and the reason, for the command lines to print.
+    """
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+# The errors that mean "the disk refused", whoever wrote: ours, or Keras' own writers (CSVLogger).
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def write_error(err: OSError) -> WriteError | None:
+    """`err` as a `WriteError` when it is a full disk or a `WriteError` already, else None."""
+    if isinstance(err, WriteError):
+        return err
+    if err.errno in DISK_FULL:
+        where = err.filename or "a file of the run"
+        return WriteError(err.errno, f"could not write {where}: {os.strerror(err.errno)}")
+    return None
 
 
 def fsync_dir(path: str) -> None:
@@ -55,9 +80,11 @@ def write_atomic(path: str, content: str | bytes | Callable[[str], None]) -> Non
             with open(partial, "xb" if isinstance(content, bytes) else "x") as f:
                 f.write(content)
         replace_durably(partial, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(OSError):
             os.remove(partial)
+        if isinstance(err, OSError) and not isinstance(err, WriteError):
+            raise WriteError(err.errno, f"could not write {path}: {err.strerror or err}") from err  # noqa: B904
         raise
 
 
