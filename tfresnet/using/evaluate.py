@@ -24,6 +24,8 @@ import json
 import os
 import re
 
+from tfresnet.runs import RunDir
+
 __all__ = ["add_arguments", "evaluate", "match_classes", "run"]
 
 SPLITS = ("train", "validation", "test")
@@ -88,6 +90,59 @@ def _out_name(data: str, split: str) -> str:
     return "eval-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", data).strip("_") + f"-{split}"
 
 
+def _load_args(config, model, data: str, data_dir: str | None, options: dict | None) -> dict:
+    """`tfresnet.data.load`'s arguments: the model's input, the run's resize mode and, for the
+    run's own dataset, its folder, options, validation fraction and seed (so splits are the run's)."""
+    same_data = data == config.data
+    own = {"validation_split": config.validation_split, **config.data_args} if same_data else {}
+    image_size = tuple(model.input_shape[1:3])
+    return {
+        "data_dir": data_dir if data_dir is not None else (config.data_dir if same_data else None),
+        "image_size": image_size if None not in image_size else config.image_size,
+        "resize": config.resize_mode,
+        "batch_size": config.batch_size,
+        "seed": config.seed,
+        **own,
+        **dict(options or {}),
+    }
+
+
+def _split_of(bundle, data: str, split: str, channels: int):
+    dataset = bundle.splits.get(split)
+    if dataset is None:
+        raise ValueError(
+            f"Dataset {data!r} has no {split!r} split ({bundle.absent.get(split) or 'not made'}). "
+            f"Its splits: {', '.join(bundle.splits)}."
+        )
+    if bundle.input_shape[-1] != channels:
+        raise ValueError(
+            f"The run's model takes {channels}-channel images; {data!r} has {bundle.input_shape[-1]}-channel ones."
+        )
+    return dataset
+
+
+def _write(out_dir: str, metrics: dict, run_names: list[str], verbose: bool) -> dict:
+    """Writes metrics.json and the figures (their titles name `metrics["split"]`); returns the public metrics."""
+    import numpy as np
+    import pandas as pd
+
+    from tfresnet.training import report
+
+    os.makedirs(out_dir, exist_ok=True)
+    report.plot_run(out_dir, pd.DataFrame(), metrics, run_names)
+    RunDir(out_dir).write_metrics(metrics)  # as a run's metrics.json: without the misclassified images
+    public = {k: v for k, v in metrics.items() if k != "misclassified"}
+    if verbose:
+        for note in metrics["notes"]:
+            print(f"note: {note}")
+        scored = [a for a in public["per_class_accuracy"] if a is not None]
+        print(f"{metrics['data']} {metrics['split']}: accuracy {public['accuracy']:.4f} on "
+              f"{public['examples']:,} images, loss {public['loss']:.4f}; lowest class accuracy {np.min(scored):.4f}")
+        print(f"wrote {out_dir}/metrics.json, confusion_matrix.png"
+              + (", misclassified.png" if len(metrics["misclassified"][0]) else ""))
+    return public
+
+
 def evaluate(run_dir: str, data: str, *, data_dir: str | None = None, split: str = "test",
              options: dict | None = None, out_dir: str | None = None, verbose: bool = True) -> dict:
     """Evaluates a run's model on a dataset, classes matched by name.
@@ -114,43 +169,19 @@ def evaluate(run_dir: str, data: str, *, data_dir: str | None = None, split: str
             differ from the model's, or classes the run does not know.
         FileNotFoundError: for an incomplete run directory or missing data.
     """
-    import numpy as np
-    import pandas as pd
     import tensorflow as tf
 
     from tfresnet import data as data_lib
-    from tfresnet.export import read_run
     from tfresnet.training import report
 
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}. Received split={split!r}")
-    run_dir = os.fspath(run_dir)
-    model, run_names, config = read_run(run_dir)
-    options = dict(options or {})
-    same_data = data == config.get("data")
-    # The run's own dataset: its options, validation fraction and seed, so splits are the run's.
-    own = {"validation_split": config.get("validation_split"), **(config.get("data_args") or {})} if same_data else {}
-    load_args = {
-        "data_dir": data_dir if data_dir is not None else (config.get("data_dir") if same_data else None),
-        "image_size": tuple(model.input_shape[1:3]) if None not in model.input_shape[1:3] else config.get("image_size"),
-        "resize": config.get("resize_mode") or "resize",
-        "batch_size": int(config.get("batch_size") or 64),
-        "seed": int(config.get("seed") or 0),
-        **own,
-        **options,
-    }
-    bundle = data_lib.load(data, augment=None, shuffle=False, verbose=0, **load_args)
-    dataset = bundle.splits.get(split)
-    if dataset is None:
-        raise ValueError(
-            f"Dataset {data!r} has no {split!r} split ({bundle.absent.get(split) or 'not made'}). "
-            f"Its splits: {', '.join(bundle.splits)}."
-        )
-    channels = model.input_shape[-1]
-    if bundle.input_shape[-1] != channels:
-        raise ValueError(
-            f"The run's model takes {channels}-channel images; {data!r} has {bundle.input_shape[-1]}-channel ones."
-        )
+    run = RunDir(run_dir).require_finished()
+    config, run_names = run.config, run.class_names
+    model = run.load_model()
+    bundle = data_lib.load(data, augment=None, shuffle=False, verbose=0,
+                           **_load_args(config, model, data, data_dir, options))
+    dataset = _split_of(bundle, data, split, model.input_shape[-1])
     mapping, notes = match_classes(run_names, bundle.class_names)
     if mapping != list(range(len(mapping))):
         table = tf.constant(mapping, tf.int32)
@@ -158,25 +189,12 @@ def evaluate(run_dir: str, data: str, *, data_dir: str | None = None, split: str
 
     metrics = report.evaluate(model, dataset, len(run_names))
     metrics.update({
-        "run_dir": run_dir, "data": data, "split": split, "model": config.get("model"),
+        "run_dir": run.path, "data": data, "split": split, "model": config.model,
         "class_names": list(run_names),
         "class_mapping": {str(name): run_id for name, run_id in zip(bundle.class_names, mapping)},
         "notes": notes, "skipped_files": bundle.num_skipped,
     })
-    out_dir = out_dir or os.path.join(run_dir, _out_name(data, split))
-    os.makedirs(out_dir, exist_ok=True)
-    report.plot_run(out_dir, pd.DataFrame(), metrics, list(run_names))
-    report.write_metrics(os.path.join(out_dir, "metrics.json"), metrics)
-    public = {k: v for k, v in metrics.items() if k != "misclassified"}
-    if verbose:
-        for note in notes:
-            print(f"note: {note}")
-        scored = [a for a in public["per_class_accuracy"] if a is not None]
-        print(f"{data} {split}: accuracy {public['accuracy']:.4f} on {public['examples']:,} images, "
-              f"loss {public['loss']:.4f}; lowest class accuracy {np.min(scored):.4f}")
-        print(f"wrote {out_dir}/metrics.json, confusion_matrix.png"
-              + (", misclassified.png" if len(metrics["misclassified"][0]) else ""))
-    return public
+    return _write(out_dir or run.file(_out_name(data, split)), metrics, list(run_names), verbose)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -18,7 +18,9 @@ row with the reason instead of stopping the others.
 
 A folder argument stands for every file under it, recursively (hidden files and folders left
 out), in sorted order: files that are not images get a row saying so, so the table accounts for
-everything in the folder.
+everything in the folder. With a folder, the rows also go to ``predictions.csv`` where the model
+lives (`csv_folder`: the run directory, else the folder beside the export or the `.keras` file),
+or to ``--csv PATH``.
 """
 
 from __future__ import annotations
@@ -32,7 +34,11 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-__all__ = ["Classifier", "add_arguments", "load_classifier", "predict", "run"]
+from tfresnet.checks import number
+from tfresnet.files import write_atomic
+from tfresnet.runs import RunDir
+
+__all__ = ["Classifier", "add_arguments", "csv_folder", "load_classifier", "predict", "run"]
 
 _BATCH = 32
 _DEFAULT_CSV = "predictions.csv"
@@ -61,30 +67,27 @@ class Classifier:
     probabilities: Callable[[np.ndarray], np.ndarray]
 
 
-def _run_config(run_dir: str) -> dict:
-    path = os.path.join(run_dir, "config.json")
-    if not os.path.isfile(path):
-        return {}
-    with open(path, encoding="utf-8") as f:
-        config = json.load(f)
-    return config if isinstance(config, dict) else {}
-
-
 def _load_run(path: str) -> Classifier:
-    from tfresnet.export import read_run
-
-    model, class_names, config = read_run(path)
+    run = RunDir(path).require_finished()
+    config, class_names = run.config, run.class_names
+    model = run.load_model()
     _, height, width, channels = tuple(model.input_shape)
     if height is None or width is None:  # a size-agnostic model: the run's image size rules
-        height = width = config.get("image_size")
+        height = width = config.image_size
     if height is None:
         raise ValueError(f"{path}: the model takes any image size and its config.json sets no image_size.")
 
     def probabilities(images):
         return np.asarray(model(images.astype("float32"), training=False), dtype="float32")
 
-    return Classifier(path, "keras", (int(height), int(width)), int(channels), [str(n) for n in class_names],
-                      config.get("resize_mode") or "resize", probabilities)
+    return Classifier(path, "keras", (int(height), int(width)), int(channels), class_names,
+                      config.resize_mode, probabilities)
+
+
+def _run_of_export(path: str) -> RunDir | None:
+    """The run directory a SavedModel sits in (``RUN_DIR/export/saved_model``), if any."""
+    run = RunDir(os.path.dirname(os.path.dirname(os.path.abspath(path))))
+    return run if run.is_configured() else None
 
 
 def _load_export(path: str) -> Classifier:
@@ -92,13 +95,13 @@ def _load_export(path: str) -> Classifier:
 
     exported = load_exported(path)
     # RUN_DIR/export/saved_model: the run's config says how its images were fitted.
-    config = _run_config(os.path.dirname(os.path.dirname(os.path.abspath(path))))
+    run = _run_of_export(path)
 
     def probabilities(images):
         return np.asarray(exported.predict(images)["probabilities"], dtype="float32")
 
     return Classifier(path, "saved_model", tuple(exported.image_size), int(exported.channels),
-                      list(exported.class_names), config.get("resize_mode") or "resize", probabilities)
+                      list(exported.class_names), run.config.resize_mode if run else "resize", probabilities)
 
 
 def _load_keras_file(path: str, class_names_file: str | None = None) -> Classifier:
@@ -129,7 +132,17 @@ def _load_keras_file(path: str, class_names_file: str | None = None) -> Classifi
 
 # The file that marks a directory as a run or as an export, and how each is loaded. A run
 # directory comes first: its model.keras is the model itself, its SavedModel a copy.
-_LOADERS = {"model.keras": _load_run, "saved_model.pb": _load_export}
+_LOADERS = {RunDir.MODEL: _load_run, "saved_model.pb": _load_export}
+_SUPPORTED = "a run directory (model.keras), a SavedModel export directory (saved_model.pb) or a .keras file"
+# Model files predict does not run, named in its error (their exports run through their own runtimes).
+_UNSUPPORTED = {".tflite": "TFLite", ".onnx": "ONNX", ".h5": "HDF5", ".pb": "frozen graph", ".pt": "PyTorch"}
+
+
+def _unsupported(source: str) -> str:
+    ext = os.path.splitext(source)[1].lower()
+    kind = f"{_UNSUPPORTED[ext]} ({ext})" if ext in _UNSUPPORTED else f"a {ext or 'extensionless'} file"
+    return (f"{kind} is not a format predict supports (TFLite and ONNX exports run through their own "
+            f"runtimes). Supported: {_SUPPORTED}.")
 
 
 def load_classifier(source: str, *, class_names: str | None = None) -> Classifier:
@@ -137,26 +150,40 @@ def load_classifier(source: str, *, class_names: str | None = None) -> Classifie
     or a `.keras` file (its class names from `class_names`, a file beside it, or ImageNet's).
 
     Raises:
-        FileNotFoundError: if `source` is none of these.
-        ValueError: for an unsupported model file, naming the supported ones.
+        FileNotFoundError: if `source` does not exist, or is a folder that is neither a run nor an export.
+        ValueError: for a model file of an unsupported format, naming the supported ones.
     """
     source = os.fspath(source)
     if source.endswith(".keras") and os.path.isfile(source):
         return _load_keras_file(source, class_names)
     if os.path.isfile(source):
-        raise ValueError(
-            f"{source} is a file predict cannot use: give a run directory, a SavedModel export "
-            f"directory or a .keras file (TFLite and ONNX exports run through their own runtimes)."
-        )
+        raise ValueError(f"{source} is a file predict cannot use: {_unsupported(source)}")
     for marker, loader in _LOADERS.items():
         if os.path.isfile(os.path.join(source, marker)):
             return loader(source)
     if not os.path.isdir(source):
-        raise FileNotFoundError(f"{source} does not exist: give a run directory or an export directory.")
+        if os.path.splitext(source)[1].lower() in _UNSUPPORTED:
+            raise FileNotFoundError(f"{source} does not exist, and {_unsupported(source)}")
+        raise FileNotFoundError(f"{source} does not exist: give {_SUPPORTED}.")
     raise FileNotFoundError(
         f"{source} holds neither {' nor '.join(_LOADERS)}: give a training run directory "
         f"(tfresnet train writes model.keras) or a SavedModel export (e.g. RUN_DIR/export/saved_model)."
     )
+
+
+def csv_folder(source: str) -> str:
+    """Where ``tfresnet predict`` writes ``predictions.csv`` for a model `source`: where it lives.
+
+    A run directory itself; for a SavedModel inside a run (``RUN_DIR/export/saved_model``), that
+    run; for another export folder or a `.keras` file, the folder that holds it (never inside a
+    SavedModel, which the next export replaces).
+    """
+    source = os.path.abspath(os.fspath(source))
+    if os.path.isdir(source) and os.path.isfile(os.path.join(source, RunDir.MODEL)):
+        return source
+    if os.path.isdir(source) and (run := _run_of_export(source)):
+        return run.path
+    return os.path.dirname(source)
 
 
 def _expand(paths: Iterable[str]) -> tuple[list[str], bool]:
@@ -207,9 +234,7 @@ class _Decoder:
 
 
 def _check_top(top) -> int:
-    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
-        raise ValueError(f"top must be a positive int. Received top={top!r}")
-    return int(top)
+    return number(top, "top", integer=True)
 
 
 def _progress(total: int, stream) -> Callable[[int], None]:
@@ -302,7 +327,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top", type=int, default=5, help="classes to show per image (default: 5)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     parser.add_argument("--csv", default=None, metavar="PATH",
-                        help=f"write the rows as CSV (default: {_DEFAULT_CSV} when a folder is given)")
+                        help=f"write the rows as CSV (default when a folder is given: {_DEFAULT_CSV} in "
+                             f"the run directory, or beside the export or .keras file)")
     parser.add_argument("--class-names", default=None, metavar="FILE",
                         help="for a .keras file: its class names, a JSON list or one name per line "
                              "(default: class_names.json beside it; ImageNet's for 1000 outputs)")
@@ -333,9 +359,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(records, indent=1))
     else:
         print(_table(frame, top))
-    csv_path = args.csv or (_DEFAULT_CSV if any_folder else None)
+    csv_path = args.csv or (os.path.join(csv_folder(args.source), _DEFAULT_CSV) if any_folder else None)
     if csv_path:
-        frame.to_csv(csv_path, index=False)
+        write_atomic(csv_path, frame.to_csv(index=False))
     failed = int((frame["error"] != "").sum())
     summary = f"{len(frame) - failed} of {len(frame)} files classified by {classifier.source} ({classifier.kind})"
     summary += f"; {failed} could not be read" if failed else ""
