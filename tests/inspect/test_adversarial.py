@@ -251,3 +251,23 @@ def test_plot_adversarial(digits, tmp_path):
     with pytest.raises(ValueError, match="one name per class"):
         plot_adversarial(model, x[:3], x_adv, str(tmp_path / "bad.png"), class_names=["a", "b"])
 
+
+
+def test_robustness_plot_title_names_the_split(tmp_path, monkeypatch):
+    """An accuracy in a title says which split it is of (issue 23: "Every title names its split")."""
+    from tfresnet.inspect import adversarial
+
+    titles = []
+    real_save = adversarial.save_figure
+
+    def save(fig, path, **kwargs):
+        titles.append(fig.axes[0].get_title())
+        return real_save(fig, path, **kwargs)
+
+    monkeypatch.setattr(adversarial, "save_figure", save)
+    frame = pd.DataFrame({"attack": ["fgsm", "fgsm"], "eps": [0.0, 8.0], "accuracy": [0.9, 0.4],
+                          "examples": [16, 16]})
+    plot_robustness(frame, str(tmp_path / "test.png"), split="test")
+    plot_robustness(frame, str(tmp_path / "given.png"))
+    assert titles == ["Test accuracy under attack (16 test examples)",
+                      "Accuracy under attack (16 examples given)"]

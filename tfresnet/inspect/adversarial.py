@@ -16,12 +16,11 @@ zero step and look robust when it is not.
 
 from __future__ import annotations
 
-import numbers
-
 import keras
 import numpy as np
 import pandas as pd
 
+from tfresnet.checks import number
 from tfresnet.inspect.autodiff import input_gradient_fn
 from tfresnet.inspect.common import PIXEL_RANGE, check_images, logits_model
 from tfresnet.inspect.labels import integer_labels
@@ -37,20 +36,8 @@ _BATCH_SIZE = 256
 
 
 def _check_eps(eps, what: str = "eps") -> float:
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not np.isfinite(eps) or eps < 0:
-        raise ValueError(
-            f"{what} must be a finite number >= 0 in pixel units (the images span 0-255, so "
-            f"eps=0.1*255=25.5 allows a change of 10% of the range). Received {what}={eps!r}"
-        )
-    return float(eps)
-
-
-def _check_positive(value, what: str, *, integer: bool = False):
-    kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind) or not np.isfinite(value) or value <= 0:
-        expected = "an integer >= 1" if integer else "a finite number > 0"
-        raise ValueError(f"{what} must be {expected}. Received {what}={value!r}")
-    return int(value) if integer else float(value)
+    return number(eps, what, allow_zero=True, unit=" in pixel units (the images span 0-255, so "
+                  "eps=0.1*255=25.5 allows a change of 10% of the range)")
 
 
 def _class_ids(values, n: int, num_classes: int, what: str) -> np.ndarray:
@@ -208,8 +195,8 @@ def pgd(
 
 
 def _pgd_options(eps, shape, *, steps, seed, step_size=None, random_start=True) -> dict:
-    steps = _check_positive(steps, "steps", integer=True)
-    step_size = 2.5 * eps / steps if step_size is None else _check_positive(step_size, "step_size")
+    steps = number(steps, "steps", integer=True)
+    step_size = 2.5 * eps / steps if step_size is None else number(step_size, "step_size")
     # Drawn for the whole input at once, so the result does not depend on batch_size.
     start = (np.random.default_rng(seed).uniform(-eps, eps, size=shape).astype("float32")
              if random_start else np.zeros(shape, "float32"))
@@ -218,7 +205,7 @@ def _pgd_options(eps, shape, *, steps, seed, step_size=None, random_start=True) 
 
 def _run(attack, model, x, y, target, batch_size, *, signed=None, **options):
     """Applies `attack` batch by batch; array-valued options (the random start) are sliced too."""
-    batch_size = _check_positive(batch_size, "batch_size", integer=True)
+    batch_size = number(batch_size, "batch_size", integer=True)
     net = logits_model(model, check_images(model, x).shape[1:])
     x, labels, direction = _prepare(net, x, y, target)
     signed = _signed_gradient_fn(net) if signed is None else signed
@@ -315,9 +302,9 @@ def robustness(
     eps_values = [_check_eps(e) for e in ([eps] if np.ndim(eps) == 0 else list(eps))]
     if not eps_values:
         raise ValueError("eps must list at least one epsilon (0 gives the clean accuracy). Received eps=[]")
-    pgd_steps = _check_positive(pgd_steps, "pgd_steps", integer=True)
+    pgd_steps = number(pgd_steps, "pgd_steps", integer=True)
     if max_examples is not None:
-        max_examples = _check_positive(max_examples, "max_examples", integer=True)
+        max_examples = number(max_examples, "max_examples", integer=True)
     x, y = _collect(dataset, max_examples)
     x = check_images(model, x)
     logits = logits_model(model, x.shape[1:])
@@ -342,12 +329,14 @@ def robustness(
 # ----------------------------------------------------------------------------------- plots
 
 
-def plot_robustness(frame: pd.DataFrame, path: str) -> str:
+def plot_robustness(frame: pd.DataFrame, path: str, *, split: str | None = None) -> str:
     """Accuracy against epsilon, one line per attack, written as a PNG.
 
     Args:
         frame: `robustness`'s DataFrame (columns ``attack``, ``eps``, ``accuracy``).
         path: the PNG to write (folders are created).
+        split: the split the examples came from (``"test"``), named in the title; None for
+            examples of no named split ("the examples given").
 
     Returns:
         `path`.
@@ -371,7 +360,9 @@ def plot_robustness(frame: pd.DataFrame, path: str) -> str:
     top = ax.secondary_xaxis("top", functions=(lambda e: e / 255, lambda f: f * 255))
     top.set_xlabel("epsilon / 255")
     examples = frame["examples"].max() if "examples" in frame.columns else None
-    ax.set_title("Accuracy under attack" + (f" ({examples} examples)" if examples else ""))
+    counted = f"{examples} " if examples else ""
+    ax.set_title(f"{split.capitalize()} accuracy under attack ({counted}{split} examples)" if split
+                 else f"Accuracy under attack ({counted}examples given)")
     ax.legend()
     fig.tight_layout()
     return save_figure(fig, path, dpi=110)
@@ -436,8 +427,8 @@ def plot_adversarial(
     if len(class_names) != num_classes:
         raise ValueError(f"class_names must have one name per class ({num_classes}). Received "
                          f"{len(class_names)} names")
-    top = _check_positive(top, "top", integer=True)
-    max_rows = _check_positive(max_rows, "max_rows", integer=True)
+    top = number(top, "top", integer=True)
+    max_rows = number(max_rows, "max_rows", integer=True)
     x, x_adv = x[:max_rows], x_adv[:max_rows]
     if y is not None:
         y = _class_ids(np.asarray(y)[:max_rows] if np.ndim(y) else y, len(x), num_classes, "y")
@@ -447,7 +438,7 @@ def plot_adversarial(
     if amplify is None:
         amplify = PIXEL_RANGE[1] / (2 * largest) if largest > 0 else 1.0
     else:
-        amplify = _check_positive(amplify, "amplify")
+        amplify = number(amplify, "amplify")
 
     plt = pyplot()
     fig, axes = plt.subplots(len(x), 3, figsize=(3 * PANEL_INCHES, (PANEL_INCHES + 1.0) * len(x)), squeeze=False)

@@ -19,8 +19,10 @@ evaluate` does: data whose classes the model does not have are refused. Every co
 from __future__ import annotations
 
 import argparse
-import json
 import os
+
+from tfresnet.checks import number
+from tfresnet.files import write_json_atomic
 
 __all__ = ["add_arguments", "run"]
 
@@ -115,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     if args.diagnostic in DATA_DIAGNOSTICS:
         data = data or _data(subject.image_shape, args, DATA_DIAGNOSTICS[args.diagnostic])
+        *data, args.split_used = data
         args.arrays = _match_labels(subject, *data)
     out = args.out or (os.path.join(args.source, "inspect") if os.path.isdir(args.source)
                        else f"inspect-{os.path.basename(os.path.normpath(args.source))}")
@@ -162,8 +165,17 @@ def _labels(subject, x, value):
     return np.argmax(np.asarray(subject.model.predict_on_batch(x)), axis=-1)
 
 
+def _run_config(source: str):
+    """The run's `TrainConfig` when `source` is a run directory with one, else None."""
+    from tfresnet.runs import RunDir
+
+    run = RunDir(source)
+    return run.config if run.exists() and run.is_configured() else None
+
+
 def _data(image_shape, args, default_split: str):
-    """Up to `--examples` (images, labels, the data's class names) of the run's data, or of `--data`.
+    """Up to `--examples` (images, labels, the data's class names, the split used) of the run's
+    data, or of `--data`.
 
     `image_shape` is the model's H x W x C; None keeps the dataset's own size. Images are fitted
     to it with the run's resize mode; for the run's own data its options, validation fraction and
@@ -173,21 +185,15 @@ def _data(image_shape, args, default_split: str):
 
     from tfresnet import data as data_lib
 
-    if args.examples < 1:
-        raise ValueError(f"--examples must be >= 1. Received --examples={args.examples}")
-    config = {}
-    config_path = os.path.join(args.source, "config.json") if os.path.isdir(args.source) else None
-    if config_path and os.path.isfile(config_path):
-        with open(config_path, encoding="utf-8") as f:
-            config = json.load(f)
-    name = args.data or config.get("data") or "mnist-sample"
-    own = {} if args.data and args.data != config.get("data") else {
-        "validation_split": config.get("validation_split"), "seed": int(config.get("seed") or 0),
-        **(config.get("data_args") or {})}
+    number(args.examples, "--examples", integer=True)
+    config = _run_config(args.source)
+    name = args.data or (config.data if config else "mnist-sample")
+    own = {} if config is None or (args.data and args.data != config.data) else {
+        "validation_split": config.validation_split, "seed": config.seed, **config.data_args}
     bundle = data_lib.load(
-        name, data_dir=args.data_dir or config.get("data_dir"),
+        name, data_dir=args.data_dir or (config.data_dir if config else None),
         image_size=None if image_shape is None else tuple(image_shape[:2]),
-        resize=config.get("resize_mode") or "resize", batch_size=min(args.examples, 256),
+        resize=config.resize_mode if config else "resize", batch_size=min(args.examples, 256),
         shuffle=False, label_mode="int", verbose=0, **{"seed": args.seed, **own},
     )
     if image_shape is not None and tuple(bundle.input_shape) != tuple(image_shape):
@@ -196,17 +202,18 @@ def _data(image_shape, args, default_split: str):
             f"{'x'.join(map(str, image_shape))}."
         )
     split = args.split or default_split
-    dataset = getattr(bundle, split) or bundle.test or bundle.validation
-    if dataset is None:
+    used = next((s for s in (split, "test", "validation") if getattr(bundle, s) is not None), None)
+    if used is None:
         raise ValueError(f"{name} has no {split} split ({bundle.absent.get(split, 'absent')}).")
     xs, ys, count = [], [], 0
-    for images, labels in dataset:
+    for images, labels in getattr(bundle, used):
         xs.append(np.asarray(images))
         ys.append(np.asarray(labels).astype("int64"))
         count += len(xs[-1])
         if count >= args.examples:
             break
-    return np.concatenate(xs)[: args.examples], np.concatenate(ys)[: args.examples], list(bundle.class_names)
+    return (np.concatenate(xs)[: args.examples], np.concatenate(ys)[: args.examples],
+            list(bundle.class_names), used)
 
 
 def _match_labels(subject, x, y, data_names):
@@ -354,7 +361,7 @@ def _robustness(subject, args, out):
     csv = os.path.join(out, "robustness.csv")
     frame.to_csv(csv, index=False)
     print(frame.to_string(index=False))
-    return [csv, adversarial.plot_robustness(frame, os.path.join(out, "robustness.png"))]
+    return [csv, adversarial.plot_robustness(frame, os.path.join(out, "robustness.png"), split=args.split_used)]
 
 
 def _eps_list(text: str) -> list[float]:
@@ -386,8 +393,7 @@ def _gradcam(subject, args, out):
 
 
 def _write_json(path: str, value) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2)
+    write_json_atomic(path, value, indent=2)
 
 
 # diagnostics that read a dataset -> the split they use by default

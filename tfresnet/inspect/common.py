@@ -398,17 +398,14 @@ def load_subject(source: str, *, input_shape=None, num_classes: int | None = Non
 
 def _load_model(source: str, *, input_shape, num_classes, seed) -> tuple[keras.Model, str | None]:
     """The model of `source`, and the folder where its class names may lie (None for a registry name)."""
-    import tfresnet.models  # noqa: F401  (registers the custom layers safe_mode needs)
     from tfresnet.models.registry import create_model
+    from tfresnet.runs import RunDir
 
     if os.path.isdir(source):
-        path = os.path.join(source, "model.keras")
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"{source} holds no model.keras: give a finished run directory (tfresnet train "
-                f"writes model.keras at the end of a run), a .keras file or a registry model name."
-            )
-        return _load_keras(path), source
+        try:
+            return RunDir(source).load_model(), source  # safe mode: a run from elsewhere runs no code
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"{err} Or give a .keras file or a registry model name.") from None
     if source.endswith(".keras"):
         if not os.path.isfile(source):
             raise FileNotFoundError(f"Model file not found: {source}")
@@ -421,6 +418,8 @@ def _load_model(source: str, *, input_shape, num_classes, seed) -> tuple[keras.M
 
 
 def _load_keras(path: str) -> keras.Model:
+    import tfresnet.models  # noqa: F401  (registers the custom layers safe_mode needs)
+
     # compile=False: diagnostics need neither optimizer nor loss; safe_mode stays on, because a
     # .keras file from elsewhere must not run code.
     return keras.saving.load_model(path, compile=False, safe_mode=True)

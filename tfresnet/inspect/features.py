@@ -16,6 +16,7 @@ import re
 import keras
 import numpy as np
 
+from tfresnet.checks import number
 from tfresnet.inspect.common import (
     check_images,
     conv_layer_names,
@@ -139,8 +140,7 @@ def plot_feature_maps(maps: dict, path_or_dir: str, *, max_channels: int = 32,
     Raises:
         ValueError: for empty `maps`, a map that is not H x W x channels, or `max_channels` < 1.
     """
-    if isinstance(max_channels, bool) or not isinstance(max_channels, (int, np.integer)) or max_channels < 1:
-        raise ValueError(f"max_channels must be an integer >= 1. Received max_channels={max_channels!r}")
+    max_channels = number(max_channels, "max_channels", integer=True)
     if not maps:
         raise ValueError("maps is empty: pass the dictionary feature_maps() returns.")
     for name, values in maps.items():

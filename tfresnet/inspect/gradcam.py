@@ -22,6 +22,7 @@ import numbers
 import keras
 import numpy as np
 
+from tfresnet.checks import number
 from tfresnet.inspect.autodiff import input_gradient, layer_gradient
 from tfresnet.inspect.common import (
     graph_model,
@@ -125,8 +126,7 @@ def smoothgrad(model: keras.Model, image, class_id, *, samples: int = 25, noise:
         ValueError: for an image of the wrong shape, a class the model lacks, or a bad `samples`
             or `noise`.
     """
-    if isinstance(samples, bool) or not isinstance(samples, numbers.Integral) or samples < 1:
-        raise ValueError(f"samples must be an integer >= 1. Received samples={samples!r}")
+    samples = number(samples, "samples", integer=True)
     if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or not 0 <= noise < 1:
         raise ValueError(f"noise must be a fraction of the image's range in [0, 1) (0.1-0.2 is usual). "
                          f"Received noise={noise!r}")

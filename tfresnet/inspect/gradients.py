@@ -18,7 +18,6 @@ measured rather than assumed.
 
 from __future__ import annotations
 
-import numbers
 import os
 import random
 
@@ -26,10 +25,12 @@ import keras
 import numpy as np
 import pandas as pd
 
+from tfresnet.checks import number
 from tfresnet.inspect.autodiff import weight_gradients
 from tfresnet.inspect.common import check_images, logits_view
 from tfresnet.inspect.labels import integer_labels
 from tfresnet.inspect.plotting import pyplot, save_figure
+from tfresnet.models.common import iter_layers
 
 __all__ = [
     "gradient_norms",
@@ -130,24 +131,10 @@ def _check_labels(y, n: int, num_classes: int) -> np.ndarray:
     return labels.astype(np.int32)
 
 
-def _check_count(value, what: str, *, optional: bool = False) -> int | None:
-    if optional and value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{what} must be an integer >= 1{' or None' if optional else ''}. "
-                         f"Received {what}={value!r}")
-    return int(value)
-
-
 def _weight_layers(model: keras.Model) -> list:
     """Layers that hold trainable weights, input side first; nested models are looked into."""
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            found += _weight_layers(layer)
-        elif layer.trainable_weights:
-            found.append(layer)
-    return found
+    return [layer for layer in iter_layers(model)
+            if not isinstance(layer, keras.Model) and layer.trainable_weights]
 
 
 def gradient_norms(
@@ -199,8 +186,8 @@ def gradient_norms(
     x = check_images(model, x)
     loss = _CrossEntropy(model, x.shape[1:])
     labels = _check_labels(y, len(x), loss.units)
-    batches = _check_count(batches, "batches")
-    batch_size = _check_count(batch_size, "batch_size", optional=True)
+    batches = number(batches, "batches", integer=True)
+    batch_size = number(batch_size, "batch_size", integer=True, optional=True)
     if batch_size is None:
         batch_size = len(x) // batches
     if batch_size < 1 or batches * batch_size > len(x):
@@ -344,21 +331,19 @@ def plot_gradient_flow(frame: pd.DataFrame, path: str, *, weight: str | None = "
     records = list(dict.fromkeys(zip(frame["phase"], frame["step"])))
     norms = layer_norms(frame, weight=weight, by=["phase", "step"])
     depth_names = norms.drop_duplicates("depth").set_index("depth")["layer"]
-    grid = np.full((len(depth_names), len(records)), np.nan)
-    column = {record: i for i, record in enumerate(records)}
-    row = {depth: i for i, depth in enumerate(depth_names.index)}
-    for phase, step, depth, value in zip(norms["phase"], norms["step"], norms["depth"], norms["grad_norm"]):
-        grid[row[depth], column[(phase, step)]] = np.log10(value) if value > 0 else np.nan
+    table = norms.pivot(index="depth", columns=["phase", "step"], values="grad_norm").reindex(
+        index=depth_names.index, columns=pd.MultiIndex.from_tuples(records))
+    grid = np.log10(table.where(table > 0)).to_numpy(dtype=float)  # a zero norm: no colour
 
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(9, max(3.0, min(12.0, 0.18 * len(row) + 1.5))))
+    fig, ax = plt.subplots(figsize=(9, max(3.0, min(12.0, 0.18 * len(depth_names) + 1.5))))
     image = ax.imshow(grid, aspect="auto", origin="lower", interpolation="nearest", cmap="viridis")
     fig.colorbar(image, ax=ax, label="log10 ||gradient||")
     ticks = np.unique(np.linspace(0, len(records) - 1, min(len(records), 10)).astype(int))
     ax.set_xticks(ticks, [str(records[i][1]) for i in ticks])
     ax.set_xlabel("optimizer step")
-    if len(row) <= 30:
-        ax.set_yticks(range(len(row)), list(depth_names), fontsize=7)
+    if len(depth_names) <= 30:
+        ax.set_yticks(range(len(depth_names)), list(depth_names), fontsize=7)
     ax.set_ylabel("depth (input at the bottom)")
     ax.set_title(title or f"Gradient flow ({weight or 'all weights'} per layer)")
     fig.tight_layout()
@@ -404,7 +389,7 @@ class GradientFlow(keras.callbacks.Callback):
         super().__init__()
         if (probe is None) == (x is None or y is None):
             raise ValueError("GradientFlow takes either x and y, or probe=FUNCTION returning (x, y).")
-        self.every = _check_count(every, "every")
+        self.every = number(every, "every", integer=True)
         self.run_dir = run_dir
         self.csv_path = os.path.join(run_dir, CSV_NAME)
         self.training = training

@@ -26,6 +26,7 @@ import numbers
 import keras
 import numpy as np
 
+from tfresnet.checks import number
 from tfresnet.inspect.autodiff import input_gradient_fn
 from tfresnet.inspect.common import PIXEL_RANGE, logits_model, resolve_class
 from tfresnet.inspect.plotting import PANEL_INCHES, pyplot, save_figure, show_image
@@ -148,11 +149,11 @@ def ideal_images(
             f"Model {model.name!r} takes images of any size (input shape {shape}); ideal images need "
             f"a fixed one: pass input_shape=(H, W, C)."
         )
-    steps = _check_number(steps, "steps", integer=True)
-    lr = _check_number(lr, "lr")
-    tv_weight = _check_number(tv_weight, "tv_weight", allow_zero=True)
-    l2_weight = _check_number(l2_weight, "l2_weight", allow_zero=True)
-    jitter = max(1, round(shape[0] / 28)) if jitter is None else _check_number(
+    steps = number(steps, "steps", integer=True)
+    lr = number(lr, "lr")
+    tv_weight = number(tv_weight, "tv_weight", allow_zero=True)
+    l2_weight = number(l2_weight, "l2_weight", allow_zero=True)
+    jitter = max(1, round(shape[0] / 28)) if jitter is None else number(
         jitter, "jitter", integer=True, allow_zero=True)
 
     scale = _input_scaling(net)
@@ -172,7 +173,17 @@ def ideal_images(
     zero = _zero_input(scale, shape[-1])
     centre = zero + _START_TOWARDS_GREY * ((low + high) / 2 - zero)
     x = np.clip(centre + rng.uniform(-0.1, 0.1, (len(classes), *shape)) * (high - low), low, high)
-    x = x.astype("float32")
+    x = _adam_ascent(gradient, x.astype("float32"), steps=steps, lr=lr, jitter=jitter, rng=rng)
+    logits = keras.ops.convert_to_numpy(net(x, training=False)).astype("float64")
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    return x, probabilities[np.arange(len(classes)), classes].astype("float32")
+
+
+def _adam_ascent(gradient, x: np.ndarray, *, steps: int, lr: float, jitter: int, rng) -> np.ndarray:
+    """`steps` Adam steps up `gradient` from `x`, each on the image rolled by up to `jitter`
+    pixels (none in the last `_SETTLE_FRACTION` of the steps), clipped to the pixel range."""
+    low, high = PIXEL_RANGE
     first, second = np.zeros_like(x), np.zeros_like(x)
     (beta1, beta2), settle = _ADAM_BETAS, round(steps * (1 - _SETTLE_FRACTION))
     for step in range(1, steps + 1):
@@ -183,21 +194,7 @@ def ideal_images(
         second = beta2 * second + (1 - beta2) * grad * grad
         ascent = (first / (1 - beta1**step)) / (np.sqrt(second / (1 - beta2**step)) + 1e-8)
         x = np.clip(x + lr * ascent, low, high).astype("float32")
-    logits = keras.ops.convert_to_numpy(net(x, training=False)).astype("float64")
-    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probabilities /= probabilities.sum(axis=1, keepdims=True)
-    return x, probabilities[np.arange(len(classes)), classes].astype("float32")
-
-
-def _check_number(value, what: str, *, integer: bool = False, allow_zero: bool = False):
-    kind = numbers.Integral if integer else numbers.Real
-    ok = (not isinstance(value, bool) and isinstance(value, kind) and np.isfinite(value)
-          and (value >= 0 if allow_zero else value > 0))
-    if not ok:
-        bound = ">= 0" if allow_zero else ("> 0" if not integer else ">= 1")
-        raise ValueError(f"{what} must be {'an integer' if integer else 'a finite number'} {bound}. "
-                         f"Received {what}={value!r}")
-    return int(value) if integer else float(value)
+    return x
 
 
 def _input_scaling(model: keras.Model):
