@@ -53,7 +53,7 @@ def time_to_accuracy(data_dir: str, *, smoke: bool, max_seconds: float) -> dict:
 
     from tfresnet.bench.time_to_accuracy import AccuracyProbe
     from tfresnet.training.cli import load_recipe
-    from tfresnet.training.trainer import build_model, compile_model
+    from tfresnet.training.session import build_model, compile_model
 
     recipe = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "recipes", "mnist_fast.py")
     _, get_config = load_recipe(recipe)

@@ -14,7 +14,7 @@ import tfresnet
 from tfresnet._startup import drop_startup_noise
 from tfresnet.training.cli import load_recipe, main
 from tfresnet.training.config import apply_overrides
-from tfresnet.training.trainer import build_model, compile_model
+from tfresnet.training.session import build_model, compile_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,6 +10,8 @@ is needed; all were checked against Keras 3.15.1 (`keras.__version__`), and
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import numpy as np
 
@@ -24,6 +26,8 @@ __all__ = [
     "seed_generator_states",
     "random_state",
     "restore_random_state",
+    "metric_direction",
+    "multiworker_fit",
 ]
 
 CHECKED_KERAS_VERSION = "3.15.1"
@@ -125,39 +129,42 @@ def restore_random_state(model: keras.Model, state: list | None) -> bool:
     return True
 
 
-def build_for_multiworker_fit(model: keras.Model, dataset) -> None:
-    """Builds a compiled model's loss, metrics and optimizer from `dataset`'s element spec, and
-    makes `fit` skip its own build.
-
-    Keras 3.15.1's TensorFlow `fit` under a strategy builds them from the first distributed
-    batch, averaged with `strategy.reduce` (`Trainer._maybe_symbolic_build`).
-    MultiWorkerMirroredStrategy reduces single tensors only, not the (images, labels) pair, so
-    with 2+ workers `fit` fails with "Attempt to convert a value (PerReplica:...". The spec's
-    shapes and dtypes are all the build needs. Call it after each `compile`, inside the scope.
-    """
-    model._symbolic_build(data_batch=dataset.element_spec)
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
-    _average_logs_across_workers()
+def metric_direction(metric: keras.metrics.Metric) -> str | None:
+    """``"up"`` or ``"down"``: the way a metric improves, which Keras' monitors read in
+    ``mode="auto"`` (Keras 3.15.1: the private ``Metric._direction``), or None if unknown."""
+    return getattr(metric, "_direction", None)
 
 
-def _average_logs_across_workers() -> None:
-    """Makes Keras 3.15.1's TensorFlow trainer average a step's logs across workers correctly.
+@contextlib.contextmanager
+def multiworker_fit(model: keras.Model, dataset):
+    """The block in which a compiled model can `fit` under MultiWorkerMirroredStrategy.
 
-    Its `reduce_per_replica` averages each log value across workers with
-    ``strategy.reduce("MEAN", value, axis=0)``, which fails on the scalar loss and metrics
-    ("Invalid reduction dimension 0 for input with 0 dimensions"). ``axis=None`` averages them
-    across the replicas, which is what it means to do. Only multi-worker runs take this path.
+    Builds the model's loss, metrics and optimizer from `dataset`'s element spec and makes `fit`
+    skip its own build: Keras 3.15.1's TensorFlow `fit` under a strategy builds them from the
+    first distributed batch, averaged with `strategy.reduce` (`Trainer._maybe_symbolic_build`),
+    and MultiWorkerMirroredStrategy reduces single tensors only, not the (images, labels) pair,
+    so with 2+ workers `fit` fails with "Attempt to convert a value (PerReplica:...". The
+    spec's shapes and dtypes are all the build needs. Enter it after each `compile`, inside the
+    strategy's scope, around the `fit` call.
+
+    Inside the block only, Keras' `reduce_per_replica` averages a step's logs across workers
+    with ``axis=None``: Keras 3.15.1 calls ``strategy.reduce("MEAN", value, axis=0)``, which
+    fails on the scalar loss and metrics ("Invalid reduction dimension 0 for input with 0
+    dimensions"). The original is put back when the block ends.
     """
     from keras.src.backend.tensorflow import trainer as tf_trainer
 
+    model._symbolic_build(data_batch=dataset.element_spec)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
     original = tf_trainer.reduce_per_replica
-    if getattr(original, "_tfresnet_patched", False):
-        return
 
     def reduce_per_replica(values, strategy, reduction):
         if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(strategy):
             return keras.tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
         return original(values, strategy, reduction)
 
-    reduce_per_replica._tfresnet_patched = True
     tf_trainer.reduce_per_replica = reduce_per_replica
+    try:
+        yield
+    finally:
+        tf_trainer.reduce_per_replica = original

@@ -4,6 +4,7 @@ A run directory (``tfresnet train``, a tuner's ``best/``) holds::
 
     config.json         the resolved TrainConfig        class_names.json  one name per output
     metrics.json        the report's figures            model.keras       the final model (raw pixels in)
+    run.json            the recipe it was started from
     history.csv         one row per epoch               data_report.json  files skipped, counts
     checkpoints/best.weights.h5                         backup/PHASE/     epoch backups (while training)
     phases/PHASE.weights.h5                             export/           SavedModel, TFLite, ONNX
@@ -110,6 +111,7 @@ class RunDir:
     MODEL = "model.keras"
     HISTORY = "history.csv"
     DATA_REPORT = "data_report.json"
+    STARTED = "run.json"  # how the run was started (its recipe's name), for --resume
     BEST = os.path.join("checkpoints", "best.weights.h5")
     BACKUP = "backup"
     PHASES = "phases"
@@ -250,7 +252,7 @@ class RunDir:
         """
         import keras
 
-        import tfresnet.models  # noqa: F401  (registers the custom layers safe_mode needs)
+        import tfresnet.models  # (registers the custom layers safe_mode needs)
 
         path = self.file(self.MODEL)
         if not os.path.isfile(path):
@@ -289,7 +291,7 @@ class RunDir:
     def save_model(self, model) -> str:
         """``model.keras``, written under a temporary name and renamed."""
         path = self.file(self.MODEL)
-        write_atomic(path, lambda partial: model.save(partial))
+        write_atomic(path, model.save)
         return path
 
     def remove(self) -> None:

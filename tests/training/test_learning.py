@@ -14,7 +14,7 @@ import pytest
 
 from tfresnet.training import TrainConfig, report
 from tfresnet.training.cli import load_recipe, main
-from tfresnet.training.trainer import load_data
+from tfresnet.training.session import load_data
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ROOT / "recipes"

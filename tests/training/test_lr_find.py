@@ -17,7 +17,7 @@ from tfresnet.training.cli import load_recipe
 from tfresnet.training.config import apply_overrides
 from tfresnet.training.determinism import seed_everything
 from tfresnet.training.lr_find import lr_range_test
-from tfresnet.training.trainer import build_model, compile_model, load_data, one_hot_labels
+from tfresnet.training.session import build_model, compile_model, load_data, one_hot_labels
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SETS = ["data=mnist-sample", "batch_size=128"]

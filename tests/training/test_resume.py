@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from tfresnet.training.callbacks import AtomicBackupAndRestore, make_callbacks
 from tfresnet.training.config import ConfigError, TrainConfig
-from tfresnet.training.rundir import RunDirInUseError, lock_run_dir, new_run_dir
+from tfresnet.runs import RunDirInUseError, lock_dir as lock_run_dir, new_run_dir
 from tfresnet.training.trainer import prepare_run_dir
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,7 +17,8 @@ import pytest
 from tests.data import fakes
 from tfresnet.training import TrainConfig
 from tfresnet.training.cli import main
-from tfresnet.training.trainer import load_data, steps_per_epoch_of, train
+from tfresnet.training.session import load_data, steps_per_epoch_of
+from tfresnet.training.trainer import train
 
 
 @pytest.fixture(scope="module")

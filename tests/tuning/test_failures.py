@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from tfresnet.training.trainer import load_data
+from tfresnet.training.session import load_data
 from tfresnet.tuning import tune
 
 

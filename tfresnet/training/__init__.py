@@ -14,7 +14,7 @@ _LAZY = {
     "ConfigError": "config",
     "TrainConfig": "config",
     "apply_overrides": "config",
-    "RunResult": "trainer",
+    "RunResult": "session",
     "train": "trainer",
 }
 

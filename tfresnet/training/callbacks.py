@@ -1,19 +1,25 @@
-"""The callbacks a run uses, configured from the recipe, and the NaN guard."""
+"""The callbacks a run uses, configured from the recipe: the NaN guard, backups and checkpoints
+a kill or a full disk cannot half-write, and the clock that adds up every attempt's train time."""
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import math
 import os
 import sys
+import time
 
 import keras
 
 from tfresnet import keras_compat
-from tfresnet.training import rundir
+from tfresnet.files import replace_durably
+from tfresnet.runs import RunDir
+from tfresnet.training import backups
+from tfresnet.training.hints import ConfigError
+from tfresnet.training.losses import make_metrics
 
-__all__ = ["NaNLossError", "StopOnNaN", "AtomicBackupAndRestore", "make_callbacks", "probe_batch",
-           "monitor_mode", "plateau_callbacks"]
+__all__ = ["NaNLossError", "StopOnNaN", "AtomicBackupAndRestore", "AtomicModelCheckpoint", "EpochClock",
+           "make_callbacks", "monitor_mode", "plateau_callbacks"]
 
 
 class NaNLossError(RuntimeError):
@@ -91,15 +97,15 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         self._load_model()
 
     def _load_model(self):
-        backups = self._backups()
-        if not backups:
+        found = self._backups()
+        if not found:
             return
         optimizer = getattr(self.model, "optimizer", None)  # an uncompiled model has none
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.model.trainable_variables)  # so its state loads too
-        for tried, name in enumerate(reversed(backups)):
+        for tried, name in enumerate(reversed(found)):
             path = os.path.join(self.backup_dir, name)
-            error = rundir.try_load_weights(self.model, path)
+            error = backups.try_load_weights(self.model, path)
             if error is not None:
                 _say(f"the backup {path} is unreadable ({error}); trying the one before it.")
                 continue
@@ -111,12 +117,12 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         _say(f"no readable backup in {self.backup_dir}; this phase starts again from its first epoch.")
 
     def _restore(self, path: str, epoch: int) -> None:
-        state = rundir.read_state(path) or {}
+        state = backups.read_state(path) or {}
         keras_compat.restore_random_state(self.model, state.get("random"))
         saved = state.get("callbacks", {})
         for index, callback in enumerate(self.track):
-            keras_compat.restore_callback_state(callback, saved.get(self._key(index, callback), {}))
-            weights = rundir.read_arrays(path, self._key(index, callback))
+            _restore_state(callback, saved.get(self._key(index, callback), {}))
+            weights = backups.read_arrays(path, self._key(index, callback))
             if weights is not None:
                 keras_compat.set_early_stopping_best_weights(callback, weights)
         self._epoch = self.restored_epoch = epoch
@@ -126,7 +132,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     @staticmethod
     def _key(index: int, callback) -> str:
-        return f"{index}-{type(callback).__name__}"
+        # A subclass keeps its Keras parent's key, so backups written before it still resume.
+        return f"{index}-{getattr(callback, 'state_key', type(callback).__name__)}"
 
     def on_epoch_end(self, epoch, logs=None):
         self._epoch = epoch + 1
@@ -137,18 +144,18 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         state = {
             "epoch": self._epoch,
             "stop_training": bool(self.model.stop_training),
-            "callbacks": {self._key(i, c): keras_compat.callback_state(c) for i, c in enumerate(self.track)},
+            "callbacks": {self._key(i, c): _state(c) for i, c in enumerate(self.track)},
             "random": keras_compat.random_state(self.model),
         }
         arrays = {self._key(i, c): w for i, c in enumerate(self.track)
                   if (w := keras_compat.early_stopping_best_weights(c)) is not None}
         name = f"{self._PREFIX}{self._epoch:06d}{self._SUFFIX}"
-        rundir.save_weights_atomic(self.model, os.path.join(self.backup_dir, name), state=state,
+        backups.save_weights_atomic(self.model, os.path.join(self.backup_dir, name), state=state,
                                    arrays=arrays)
         for old in self._backups()[:-self._KEEP]:
             os.remove(os.path.join(self.backup_dir, old))
         for stale in os.listdir(self.backup_dir):
-            if stale.startswith("partial-"):  # left by a kill while writing
+            if stale.startswith((".partial-", "partial-")):  # left by a kill while writing
                 os.remove(os.path.join(self.backup_dir, stale))
 
     def checkpoint_best(self):
@@ -159,13 +166,104 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         return None
 
 
+def _state(callback) -> dict:
+    """A tracked callback's progress: its own `get_state` (EpochClock), or the Keras monitor's."""
+    return callback.get_state() if hasattr(callback, "get_state") else keras_compat.callback_state(callback)
+
+
+def _restore_state(callback, state: dict) -> None:
+    if hasattr(callback, "set_state"):
+        callback.set_state(state)
+    else:
+        keras_compat.restore_callback_state(callback, state)
+
+
 def _say(message: str) -> None:
     print(f"resume: {message}", file=sys.stderr, flush=True)
 
 
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint whose file a kill or a full disk cannot half-write.
+
+    Keras writes the checkpoint in place, so a write that fails half-way (disk full) would
+    destroy the best weights kept so far. Here Keras writes ``.partial-NAME`` beside it, which
+    is renamed onto NAME once complete; a partial file left by a failed write is deleted when
+    the next `fit` begins.
+
+    Attributes:
+        target: the checkpoint's path (Keras' ``filepath`` is the partial file's).
+    """
+
+    state_key = "ModelCheckpoint"  # backups written by Keras' own class resume here too
+
+    def __init__(self, filepath: str, **kwargs):
+        folder, name = os.path.split(filepath)
+        self.target = filepath
+        super().__init__(os.path.join(folder, f".partial-{name}"), **kwargs)
+
+    def on_train_begin(self, logs=None):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.filepath)
+        super().on_train_begin(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if os.path.exists(self.filepath):  # this epoch was saved
+            replace_durably(self.filepath, self.target)
+
+
+class EpochClock(keras.callbacks.Callback):
+    """Adds up the seconds and examples of every finished epoch, over phases and restarts.
+
+    Tracked by the backup, its totals resume with the epoch: a killed and resumed run's train
+    time is its attempts' together (up to their last backup), not the last attempt's alone.
+
+    Args:
+        examples_per_epoch: examples one epoch trains on.
+        seconds, examples: the totals so far (from earlier phases).
+    """
+
+    def __init__(self, examples_per_epoch: int, *, seconds: float = 0.0, examples: int = 0):
+        super().__init__()
+        self.examples_per_epoch = int(examples_per_epoch)
+        self.seconds, self.examples = float(seconds), int(examples)
+        self._started = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._started is not None:
+            self.seconds += time.perf_counter() - self._started
+            self.examples += self.examples_per_epoch
+
+    def get_state(self) -> dict:
+        return {"seconds": self.seconds, "examples": self.examples}
+
+    def set_state(self, state: dict) -> None:
+        self.seconds = float(state.get("seconds", self.seconds))
+        self.examples = int(state.get("examples", self.examples))
+
+
 def monitor_mode(monitor: str) -> str:
-    """``"min"`` for a loss, ``"max"`` for every other metric (accuracy, AUC...)."""
-    return "min" if "loss" in monitor else "max"
+    """Whether `monitor` improves down (``"min"``) or up (``"max"``), by Keras' own rule.
+
+    Keras' monitors in ``mode="auto"`` minimise ``loss`` and ``val_loss`` and otherwise follow
+    the compiled metric of that name (its direction). The trainer compiles `make_metrics()`, so
+    the direction is known before any model exists: a search's objective needs it then.
+
+    Raises:
+        ConfigError: for a name the trainer does not compute, naming those it does.
+    """
+    name = monitor.removeprefix("val_")
+    if name == "loss":
+        return "min"
+    for metric in make_metrics():
+        if metric.name == name and keras_compat.metric_direction(metric) in ("up", "down"):
+            return "max" if keras_compat.metric_direction(metric) == "up" else "min"
+    known = ["loss", *(m.name for m in make_metrics())]
+    raise ConfigError(f"monitor={monitor!r} is not a metric the trainer computes; choose one of "
+                      f"{', '.join(known + ['val_' + k for k in known])}.")
 
 
 def plateau_callbacks(config, monitor: str, *, restore_best_weights: bool) -> list:
@@ -181,7 +279,7 @@ def plateau_callbacks(config, monitor: str, *, restore_best_weights: bool) -> li
 
 
 def make_callbacks(config, run_dir: str, *, phase: str, has_validation: bool,
-                   best_so_far: float | None = None) -> list:
+                   best_so_far: float | None = None, clock: EpochClock | None = None, probe=None) -> list:
     """Callbacks for one `fit` call of a run.
 
     Args:
@@ -192,6 +290,8 @@ def make_callbacks(config, run_dir: str, *, phase: str, has_validation: bool,
             the training metric).
         best_so_far: the monitor's best value in earlier phases: the best checkpoint is replaced
             only by a better epoch, not by this phase's first one.
+        clock: the run's `EpochClock`, backed up with the epoch (none: not timed).
+        probe: a function returning the fixed batch `gradient_flow` measures on.
 
     Order matters: CSVLogger writes an epoch's row, then the checkpoint and the monitors see the
     epoch, and the backup comes last, saving their updated state with the weights. A kill between
@@ -203,44 +303,29 @@ def make_callbacks(config, run_dir: str, *, phase: str, has_validation: bool,
     if monitor.startswith("val_") and not has_validation:
         monitor = monitor[len("val_"):]
     mode = monitor_mode(monitor)
-    checkpoint = keras.callbacks.ModelCheckpoint(
-        os.path.join(run_dir, "checkpoints", "best.weights.h5"),
+    checkpoint = AtomicModelCheckpoint(
+        os.path.join(run_dir, RunDir.BEST),
         monitor=monitor, mode=mode, save_best_only=True, save_weights_only=True,
         initial_value_threshold=best_so_far,
     )
     callbacks = [
         StopOnNaN(),
-        keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True),
+        keras.callbacks.CSVLogger(os.path.join(run_dir, RunDir.HISTORY), append=True),
         checkpoint,
     ]
     tracked = [checkpoint]
+    callbacks += [clock] if clock is not None else []
     if config.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard", phase)))
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, RunDir.TENSORBOARD, phase)))
     plateau = plateau_callbacks(config, monitor, restore_best_weights=True)
     callbacks += plateau
-    tracked += plateau
+    tracked += plateau + ([clock] if clock is not None else [])  # last: keys of older backups stay
     if config.gradient_flow:
         # Imported only when asked for: diagnostics sit above training in the import graph.
         from tfresnet.inspect.gradients import GradientFlow
 
-        callbacks.append(GradientFlow(probe=lambda: probe_batch(config), every=config.gradient_flow,
+        callbacks.append(GradientFlow(probe=probe, every=config.gradient_flow,
                                       run_dir=run_dir, phase=phase))
-    callbacks.append(AtomicBackupAndRestore(os.path.join(run_dir, "backup", phase), track=tracked,
+    callbacks.append(AtomicBackupAndRestore(os.path.join(run_dir, RunDir.BACKUP, phase), track=tracked,
                                             delete_checkpoint=False))
     return callbacks
-
-
-def probe_batch(config):
-    """The first `batch_size` images and labels of a config's training split, in stored order.
-
-    Unshuffled and unaugmented, so every run of the same data and seed measures on the same
-    images. Read through a pipeline of its own: taking a batch from the run's training dataset
-    would advance its shuffle seed and so change the order the run trains in (measured: the
-    first epoch's batches differ).
-    """
-    from tfresnet.training.session import load_data  # the session imports this module
-
-    own = dataclasses.replace(config, augment="none", cache=False,
-                              data_args={**config.data_args, "shuffle": False})
-    images, labels = next(iter(load_data(own).train))
-    return images.numpy(), labels.numpy()

@@ -16,7 +16,6 @@ import argparse
 import contextlib
 import functools
 import importlib.util
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -72,7 +71,7 @@ def _on_sys_path(folder: str):
             sys.path.remove(folder)
 
 
-def run_config(config, *, recipe: str, run_dir: str | None = None, resume: bool = False):
+def run_config(config, *, recipe: str | None, run_dir: str | None = None, resume: bool = False):
     """Trains `config`, exports it when asked, prints the summary; returns the `RunResult`."""
     from tfresnet.training import multiworker
     from tfresnet.training.trainer import train
@@ -82,7 +81,12 @@ def run_config(config, *, recipe: str, run_dir: str | None = None, resume: bool 
         print(f"worker {multiworker.task().index} finished.")
         return result
     export_dir = None
-    if config.export:
+    if result.finished_before:  # reported as it was: nothing is exported again
+        from tfresnet.runs import RunDir
+
+        saved = RunDir(result.run_dir).file(RunDir.EXPORT, "saved_model")
+        export_dir = saved if os.path.isdir(saved) else None
+    elif config.export:
         from tfresnet.export import export_run
 
         export_dir = export_run(result.run_dir)
@@ -93,7 +97,7 @@ def run_config(config, *, recipe: str, run_dir: str | None = None, resume: bool 
 def print_summary(recipe: str, result, export_dir: str | None) -> None:
     m = result.metrics
     rows = [
-        ("recipe", recipe),
+        ("recipe", m.get("recipe") or recipe),
         ("model", f"{result.model.name} ({result.model.count_params():,} parameters)"),
         ("data", m.get("data")),
     ]
@@ -102,7 +106,8 @@ def print_summary(recipe: str, result, export_dir: str | None) -> None:
         rows.append((f"{m['split']} loss", f"{m['loss']:.4f}"))
     rows.append(("epochs", m.get("epochs_run")))
     speed = f", {m['examples_per_second']:,.0f} examples/s" if m.get("examples_per_second") else ""
-    rows.append(("train time", f"{m['train_seconds']:.1f} s{speed}"))
+    rows.append(("train time", f"{m['train_seconds']:.1f} s{speed}" + (" (all attempts)" if result.finished_before
+                                                                       else "")))
     rows.append(("run dir", result.run_dir))
     if export_dir:
         rows.append(("SavedModel", export_dir))
@@ -135,51 +140,63 @@ def _resumed_config(run_dir: str):
         FileNotFoundError: if `run_dir` is not a folder, or holds no ``config.json``.
         ConfigError: if its ``config.json`` is not a valid config.
     """
-    from tfresnet.training.config import ConfigError, TrainConfig
+    from tfresnet.runs import RunDir
+    from tfresnet.training.config import ConfigError
 
-    if not os.path.isdir(run_dir):
+    run = RunDir(run_dir)
+    if not run.exists():
         raise FileNotFoundError(f"--resume: run directory {run_dir!r} does not exist.")
-    path = os.path.join(run_dir, "config.json")
-    if not os.path.isfile(path):
+    if not run.is_configured():
         raise FileNotFoundError(f"--resume: {run_dir!r} holds no config.json, so it is not a run directory.")
     try:
-        with open(path) as f:
-            values = json.load(f)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"--resume: {path} is not valid JSON ({err}).") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"--resume: {path} must hold a JSON object. Received {values!r}")
-    return TrainConfig.from_dict(values)
+        return run.config
+    except ConfigError as err:
+        raise ConfigError(f"--resume: {err}") from None
 
 
-def _execute(name: str, get_config: Callable, args) -> int:
-    """Resolves, checks and trains the config; bad input raises (see `tfresnet.cli.run_command`)."""
+def _execute(name: str, get_config: Callable | None, args, resumed=None) -> int:
+    """Resolves and trains the config; bad input raises (see `tfresnet.cli.run_command`).
+
+    `resumed` is the config of ``--resume``'s run directory, when the caller read it already.
+    The trainer checks the config; here it is checked only for ``--print-config`` and for
+    ``--workers``, which never reach the trainer in this process.
+    """
     from tfresnet.training.config import ConfigError, apply_overrides
 
     if args.resume:
         if args.overrides:
             raise ConfigError("--resume continues a run as it was configured; drop --set.")
-        config = _resumed_config(args.resume)
+        config = resumed or _resumed_config(args.resume)
         run_dir = args.resume
     else:
         config = apply_overrides(get_config(), args.overrides)
         run_dir = args.run_dir
-    config.validate()
     if args.print_config:
-        print(config.to_json())
+        print(config.validate().to_json())
         return 0
     if getattr(args, "workers", None) is not None:
-        return _launch_workers(name, config, args, run_dir)
+        return _launch_workers(name, config.validate(), args, run_dir)
     from tfresnet.training import multiworker
 
     multiworker.guard_parent()  # a worker started by --workers ends with its launcher
+    return _train_reporting_failures(config, name=None if args.resume else name, run_dir=run_dir,
+                                     resume=bool(args.resume))
+
+
+def _train_reporting_failures(config, *, name: str | None, run_dir: str | None, resume: bool) -> int:
+    """`run_config`, with the failures that are not bad input as one line and an exit code."""
+    from tfresnet.files import WriteError
+    from tfresnet.training import multiworker
     from tfresnet.training.callbacks import NaNLossError
 
     try:
-        run_config(config, recipe=name, run_dir=run_dir, resume=bool(args.resume))
+        run_config(config, recipe=name, run_dir=run_dir, resume=resume)
     except NaNLossError as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
+    except WriteError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 5
     except Exception as err:
         lost = multiworker.lost_peer(err, config)
         if lost is None:
@@ -233,7 +250,8 @@ def main(get_config: Callable, argv: list[str] | None = None, *, name: str | Non
 
     Returns the exit code: 0, 2 after a one-line ``error: ...`` for a bad option, ``--set`` value
     or run directory (``--debug`` shows the traceback), 3 when the loss became NaN, 4 when a
-    multi-worker run lost a worker (1 from the ``--workers`` launcher).
+    multi-worker run lost a worker (1 from the ``--workers`` launcher), 5 when a file could not
+    be written (disk full: the run's files are intact, and ``--resume`` continues it).
     """
     from tfresnet.cli import ArgumentParser, add_debug_argument, run_command
 
@@ -250,8 +268,7 @@ def run(args) -> int:
     if args.recipe is None and not args.resume:
         raise ValueError("give a recipe file, or --resume RUN_DIR")
     if args.recipe is None:
-        _resumed_config(args.resume)  # fail early on a broken run directory
-        name, get_config = os.path.basename(os.path.normpath(args.resume)), None
-    else:
-        name, get_config = load_recipe(args.recipe)
+        # The trainer names a resumed run after the recipe it was started from.
+        return _execute(None, None, args, resumed=_resumed_config(args.resume))
+    name, get_config = load_recipe(args.recipe)
     return _execute(name, get_config, args)

@@ -12,17 +12,21 @@ import dataclasses
 import difflib
 import inspect
 import json
-import types
 import typing
 from typing import Any, Literal
 
+from tfresnet.training.hints import (
+    ConfigError,
+    allowed,
+    check_type,
+    is_number,
+    parse_loose,
+    parse_value,
+    unknown_key_message,
+)
+
 __all__ = ["TrainConfig", "ConfigError", "apply_overrides", "tunable_keys", "is_integer_key"]
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
-SCHEDULES = ("constant", "step", "cosine", "onecycle")
-PRECISIONS = (None, "mixed_float16", "mixed_bfloat16")
-STRATEGIES = (None, "mirrored", "multiworker")
-RESIZE_MODES = ("resize", "crop", "pad")
 # `tune` search spaces: the keys of a range, and how its values are spread.
 TUNE_RANGE_KEYS = ("min", "max", "step", "sampling")
 TUNE_SAMPLINGS = ("linear", "log", "reverse_log")
@@ -38,15 +42,25 @@ UNTUNABLE = frozenset({
 })
 
 
-# The fields that decide what `tfresnet.training.session.load_data` returns, plus the per-epoch
-# cap: configs (e.g. a search's trials) that agree on them can share one loaded dataset.
-DATA_FIELDS = ("data", "data_dir", "data_args", "image_size", "resize_mode", "augment", "validation_split",
-               "cache", "batch_size", "seed", "smoke", "steps_per_epoch", "deterministic",
-               "drop_empty_classes")
-
-
-class ConfigError(ValueError):
-    """A config key or value that cannot train; raised before any training starts."""
+# `tfresnet.data.load`'s keywords and the config field each is read from (with how, where the
+# value is not the field's own): the one table behind the trainer's call to `data.load`, the
+# check that `data_args` does not set them twice, and `DATA_FIELDS`.
+DATA_LOAD_ARGS: dict[str, tuple[str, Any]] = {
+    "data_dir": ("data_dir", None),
+    "image_size": ("image_size", None),
+    "resize": ("resize_mode", None),
+    "batch_size": ("batch_size", None),
+    "validation_split": ("validation_split", None),
+    "seed": ("seed", None),
+    "augment": ("augment", None),
+    "cache": ("cache", lambda cache: "memory" if cache else None),
+    "verbose": ("smoke", lambda smoke: 0 if smoke else 1),  # a smoke run loads quietly
+    "drop_empty_classes": ("drop_empty_classes", None),
+    "deterministic": ("deterministic", None),
+}
+# The fields that decide what the trainer's data is, with the per-epoch cap: configs (e.g. a
+# search's trials) that agree on them can share one loaded dataset.
+DATA_FIELDS = ("data", "data_args", *dict.fromkeys(f for f, _ in DATA_LOAD_ARGS.values()), "steps_per_epoch")
 
 
 @dataclasses.dataclass
@@ -128,7 +142,7 @@ class TrainConfig:
             ConfigError: naming the key, the value and what is allowed.
         """
         for field in dataclasses.fields(self):
-            _check_type(field.name, getattr(self, field.name), _hints()[field.name])
+            check_type(field.name, getattr(self, field.name), _hints()[field.name])
         positive = ("epochs", "batch_size", "steps_per_execution")
         for key in positive:
             if getattr(self, key) < 1:
@@ -159,7 +173,7 @@ class TrainConfig:
             )
         if self.schedule == "step" and not self.step_epochs:
             raise ConfigError("schedule='step' needs step_epochs, e.g. --set step_epochs=30,60")
-        if not all(_is_number(e) and e > 0 for e in self.step_epochs):
+        if not all(is_number(e) and e > 0 for e in self.step_epochs):
             raise ConfigError(
                 "step_epochs must be epoch numbers > 0, e.g. --set step_epochs=30,60. "
                 f"Received step_epochs={self.step_epochs!r}"
@@ -189,6 +203,12 @@ class TrainConfig:
         self._check_weights()
         self._check_tune()
         return self
+
+    def data_load_args(self) -> dict:
+        """The keywords of this config's `tfresnet.data.load` call (`DATA_LOAD_ARGS`), `data_args` included."""
+        args = {key: getattr(self, field) if convert is None else convert(getattr(self, field))
+                for key, (field, convert) in DATA_LOAD_ARGS.items()}
+        return {**args, **self.data_args}
 
     def data_key(self) -> str:
         """A string equal for two configs exactly when they load the same data (`DATA_FIELDS`)."""
@@ -249,7 +269,7 @@ class TrainConfig:
         # (folder:PATH) arrives as `path`; the rest of its own, and `load`'s, are free.
         skip = {next(iter(inspect.signature(dataset.loader).parameters)), "name", "dataset_kwargs", "options"}
         _check_keywords("data_args", self.data_args, [dataset.loader, data_lib.load],
-                        f"data {self.data!r}", set_by=_DATA_ARGS_FROM_CONFIG,
+                        f"data {self.data!r}", set_by={key: field for key, (field, _) in DATA_LOAD_ARGS.items()},
                         skip=skip | ({"path"} if argument is not None else set()))
 
     def _check_weights(self) -> None:
@@ -281,9 +301,9 @@ class TrainConfig:
                     f"(tune.model_args.NAME). Received tune key {key!r}"
                 )
             if not sub and base not in hints:
-                raise ConfigError(f"tune: {_unknown_key_message(base, tunable_keys())}")
-            if not sub and (base in UNTUNABLE or dict in _allowed(hints[base])[0]
-                            or list in _allowed(hints[base])[0]):
+                raise ConfigError(f"tune: {unknown_key_message(base, tunable_keys())}")
+            if not sub and (base in UNTUNABLE or dict in allowed(hints[base])[0]
+                            or list in allowed(hints[base])[0]):
                 raise ConfigError(
                     f"tune.{key}: {key} cannot be tuned (it defines the run rather than how well "
                     f"it learns). Tunable keys: {', '.join(tunable_keys())}."
@@ -314,7 +334,7 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         for key in values:
             if key not in known:
-                raise ConfigError(_unknown_key_message(key, known))
+                raise ConfigError(unknown_key_message(key, known))
         return cls(**values)
 
 
@@ -323,12 +343,6 @@ class TrainConfig:
 _MODEL_ARGS_FROM_CONFIG = {
     "input_shape": "image_size", "num_classes": "data", "l2": "l2", "dropout": "dropout",
     "drop_path": "drop_path", "weights": "weights", "preprocessing": "model",
-}
-_DATA_ARGS_FROM_CONFIG = {
-    "data_dir": "data_dir", "image_size": "image_size", "resize": "resize_mode",
-    "batch_size": "batch_size", "validation_split": "validation_split", "seed": "seed",
-    "augment": "augment", "cache": "cache", "verbose": "verbose",
-    "drop_empty_classes": "drop_empty_classes", "deterministic": "deterministic",
 }
 
 
@@ -366,11 +380,7 @@ def _hints() -> dict:
 def tunable_keys() -> list[str]:
     """The config keys a `tune` search space may name (plus ``model_args.NAME`` entries)."""
     return [name for name, hint in _hints().items()
-            if name not in UNTUNABLE and not {dict, list} & set(_allowed(hint)[0])]
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+            if name not in UNTUNABLE and not {dict, list} & set(allowed(hint)[0])]
 
 
 def _tune_candidates(key: str, spec: Any) -> list:
@@ -387,7 +397,7 @@ def _tune_candidates(key: str, spec: Any) -> list:
                 f"tune.{key}: choices must be strings, numbers or booleans. Received {spec!r}"
             )
         # KerasTuner's Choice holds values of one type; ints and floats mix as numbers.
-        kinds = {bool if isinstance(v, bool) else float if _is_number(v) else str for v in spec}
+        kinds = {bool if isinstance(v, bool) else float if is_number(v) else str for v in spec}
         if len(kinds) > 1:
             raise ConfigError(f"tune.{key}: choices must all be of one type. Received {spec!r}")
         if len(set(spec)) != len(spec):
@@ -405,7 +415,7 @@ def _tune_candidates(key: str, spec: Any) -> list:
             f"Received {spec!r}"
         )
     low, high = spec.get("min"), spec.get("max")
-    if not (_is_number(low) and _is_number(high)):
+    if not (is_number(low) and is_number(high)):
         raise ConfigError(f"tune.{key}: a range needs numeric min and max. Received {spec!r}")
     if not low < high:
         raise ConfigError(f"tune.{key}: min must be below max. Received {spec!r}")
@@ -417,7 +427,7 @@ def _tune_candidates(key: str, spec: Any) -> list:
     if sampling != "linear" and low <= 0:
         raise ConfigError(f"tune.{key}: {sampling} sampling needs min > 0. Received {spec!r}")
     step = spec.get("step")
-    if step is not None and not (_is_number(step) and step > 0):
+    if step is not None and not (is_number(step) and step > 0):
         raise ConfigError(f"tune.{key}: step must be a positive number. Received {spec!r}")
     if is_integer_key(key) and not all(isinstance(v, int) for v in (low, high, step or 1)):
         raise ConfigError(f"tune.{key}: {key} is an integer; min, max and step must be too. Received {spec!r}")
@@ -428,110 +438,8 @@ def is_integer_key(key: str) -> bool:
     """Whether a search-space key takes integers only (``epochs``, ``batch_size``, ...)."""
     if key.startswith("model_args."):
         return False  # family arguments are untyped; a range of ints over them is an Int anyway
-    kinds = _allowed(_hints()[key])[0]
+    kinds = allowed(_hints()[key])[0]
     return int in kinds and float not in kinds
-
-
-def _allowed(hint) -> tuple[list, list]:
-    """Splits a type hint into (python types, literal values)."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        kinds, literals = [], []
-        for arg in typing.get_args(hint):
-            k, lit = _allowed(arg)
-            kinds += k
-            literals += lit
-        return kinds, literals
-    if origin is Literal:
-        return [], list(typing.get_args(hint))
-    if hint is type(None):
-        return [type(None)], []
-    return [origin or hint], []
-
-
-def _check_type(key: str, value: Any, hint) -> None:
-    kinds, literals = _allowed(hint)
-    if literals and value in literals and type(value) is type(literals[literals.index(value)]):
-        return
-    ok = any(
-        isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
-        for kind in kinds
-    )
-    if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-        ok = True
-    if not ok:
-        expected = " or ".join(
-            [getattr(k, "__name__", str(k)) for k in kinds] + [repr(v) for v in literals]
-        )
-        raise ConfigError(f"{key} must be {expected}. Received {key}={value!r}")
-
-
-def _unknown_key_message(key: str, known) -> str:
-    close = difflib.get_close_matches(key, sorted(known), n=3)
-    hint = f" Did you mean {', '.join(close)}?" if close else ""
-    return f"Unknown config key {key!r}.{hint} Valid keys: {', '.join(sorted(known))}."
-
-
-def _parse_scalar(text: str, kinds: list, literals: list, key: str) -> Any:
-    lowered = text.strip().lower()
-    if lowered in ("none", "null", "") and (type(None) in kinds or None in literals):
-        return None
-    for literal in literals:
-        if literal is not None and text == str(literal):
-            return literal
-    if bool in kinds and lowered in ("true", "false", "1", "0", "yes", "no"):
-        return lowered in ("true", "1", "yes")
-    if int in kinds:
-        try:
-            return int(text)
-        except ValueError:
-            pass
-    if float in kinds:
-        try:
-            return float(text)
-        except ValueError:
-            pass
-    if str in kinds:
-        return text
-    expected = " or ".join([getattr(k, "__name__", str(k)) for k in kinds] + [repr(v) for v in literals])
-    raise ConfigError(f"{key} must be {expected}. Received {key}={text!r}")
-
-
-def _parse_value(key: str, text: str, hint) -> Any:
-    kinds, literals = _allowed(hint)
-    if list in kinds:
-        return [] if not text.strip() else [json.loads(t) if t.strip()[:1].isdigit() else t.strip()
-                                            for t in text.split(",")]
-    if dict in kinds:
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = None
-        if isinstance(value, dict):
-            return value
-        scalars = [k for k in kinds if k is not dict]
-        # A field that also takes a scalar (fine_tune_from: a layer name, or {model: layer})
-        # reads anything that is not a JSON object as that scalar.
-        if (scalars or literals) and not text.lstrip().startswith("{"):
-            return _parse_scalar(text, scalars, literals, key)
-        raise ConfigError(
-            f"{key} must be a JSON object, or set one entry with {key}.NAME=VALUE. "
-            f"Received {key}={text!r}"
-        )
-    return _parse_scalar(text, kinds, literals, key)
-
-
-def _parse_loose(text: str) -> Any:
-    """A value inside a dict field (model_args.alpha=0.5): JSON if it parses, else the string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        lowered = text.lower()
-        if lowered in ("true", "false"):
-            return lowered == "true"
-        if lowered in ("none", "null"):
-            return None
-        return text
 
 
 def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
@@ -552,9 +460,9 @@ def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
         key = key.strip()
         base, _, sub = key.partition(".")
         if base not in hints:
-            raise ConfigError(_unknown_key_message(base, hints))
+            raise ConfigError(unknown_key_message(base, hints))
         if sub:
-            if dict not in _allowed(hints[base])[0]:
+            if dict not in allowed(hints[base])[0]:
                 raise ConfigError(f"{base} is not a dict; {key}= is not valid. Received {item!r}")
             current = changes.get(base, getattr(config, base))
             if current is None:
@@ -566,8 +474,8 @@ def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
                     f"with {base}=null. Received {item!r}"
                 )
             current = dict(current)
-            current[sub] = _parse_loose(text)
+            current[sub] = parse_loose(text)
             changes[base] = current
         else:
-            changes[base] = _parse_value(base, text, hints[base])
+            changes[base] = parse_value(base, text, hints[base])
     return dataclasses.replace(config, **changes)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-__all__ = ["OUTPUTS", "SummedBinaryCrossentropy", "make_loss"]
+__all__ = ["OUTPUTS", "SummedBinaryCrossentropy", "make_loss", "make_metrics"]
 
 
 @keras.saving.register_keras_serializable(package="tfresnet")
@@ -50,3 +50,8 @@ OUTPUTS = {
 def make_loss(output: str, label_smoothing: float = 0.0) -> keras.losses.Loss:
     """The loss that goes with an `OUTPUTS` output layer."""
     return OUTPUTS[output](label_smoothing=label_smoothing)
+
+
+def make_metrics() -> list[keras.metrics.Metric]:
+    """The metrics every run compiles (and so the names a `monitor` may watch, with ``val_``)."""
+    return [keras.metrics.CategoricalAccuracy(name="accuracy")]

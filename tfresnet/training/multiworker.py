@@ -26,9 +26,7 @@ import dataclasses
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -49,7 +47,6 @@ ENV_PARENT_PID = "TFRESNET_WORKERS_PARENT_PID"  # set for local workers: exit wh
 # workers wait for at their next all-reduce, short enough that a lost peer ends the run.
 COLLECTIVE_TIMEOUT_S = 300.0
 
-_LOG_TAIL_CHARS = 2000
 # What a run directory holds that a resumed non-chief worker needs to start where the chief does.
 _RESUME_STATE = ("config.json", "history.csv", "phases", "backup", "checkpoints")
 
@@ -208,30 +205,6 @@ def guard_parent(env_var: str = ENV_PARENT_PID) -> None:
     threading.Thread(target=watch, name="tfresnet-parent-watch", daemon=True).start()
 
 
-@dataclasses.dataclass
-class _Worker:
-    index: int
-    process: subprocess.Popen
-    log_path: str | None
-
-    def describe_exit(self) -> str:
-        code = self.process.returncode
-        if code is not None and code < 0:
-            return f"was killed by signal {-code} ({signal.Signals(-code).name})"
-        return f"exited with code {code}"
-
-    def log_tail(self) -> str:
-        if self.log_path is None:
-            return ""
-        with contextlib.suppress(OSError), open(self.log_path, errors="replace") as f:
-            return f.read()[-_LOG_TAIL_CHARS:]
-        return ""
-
-
-def _stop(workers: list[_Worker], grace_s: float) -> None:
-    subprocesses.stop([worker.process for worker in workers], grace_s)
-
-
 def launch(command: list[str], count: int, *, log_dir: str, grace_s: float = 30.0,
            poll_s: float = 0.5) -> dict:
     """Runs `command` as `count` workers of one cluster on this machine, until all end.
@@ -256,47 +229,22 @@ def launch(command: list[str], count: int, *, log_dir: str, grace_s: float = 30.
     if count < 2:
         raise ValueError(f"--workers must be >= 2 (1 is a plain run). Received {count}")
     os.makedirs(log_dir, exist_ok=True)
-    # Without a limit each worker's TensorFlow takes every core; N workers would then fight.
-    threads = str(max(1, (os.cpu_count() or 1) // count))
-    workers = []
-    try:
-        for index, tf_config in enumerate(tf_configs(count)):
-            env = {**os.environ, ENV_TF_CONFIG: tf_config, ENV_PARENT_PID: str(os.getpid())}
-            env.setdefault("TF_NUM_INTRAOP_THREADS", threads)
-            env.setdefault("TF_NUM_INTEROP_THREADS", threads)
-            if index == 0:
-                process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
-                workers.append(_Worker(index, process, None))
-                continue
-            log_path = os.path.join(log_dir, f"worker{index}.log")
-            with open(log_path, "w") as log:
-                process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                           stdin=subprocess.DEVNULL)
-            workers.append(_Worker(index, process, log_path))
-        with open(os.path.join(log_dir, "workers.json"), "w") as f:
-            json.dump({"launcher": os.getpid(), "workers": {w.index: w.process.pid for w in workers}}, f)
-        failed = None
-        while any(w.process.poll() is None for w in workers):
-            failed = failed or next((w for w in workers if w.process.poll() not in (None, 0)), None)
-            if failed is not None:
-                deadline = time.monotonic() + grace_s
-                while time.monotonic() < deadline and any(w.process.poll() is None for w in workers):
-                    time.sleep(poll_s)
-                break
-            time.sleep(poll_s)
-        _stop(workers, grace_s=10.0)
-        failed = failed or next((w for w in workers if w.process.returncode != 0), None)
-    except BaseException:
-        _stop(workers, grace_s=10.0)  # Ctrl-C or an error here: no orphan workers
-        raise
+    threads = subprocesses.thread_share(count)
+    children = [(str(index), {ENV_TF_CONFIG: tf_config, ENV_PARENT_PID: str(os.getpid())},
+                 None if index == 0 else os.path.join(log_dir, f"worker{index}.log"))
+                for index, tf_config in enumerate(tf_configs(count))]
+    with subprocesses.running(command, children, env_defaults={
+            "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads}) as workers:
+        subprocesses.write_pids(os.path.join(log_dir, "workers.json"), workers, launcher=os.getpid())
+        failed = subprocesses.watch(workers, grace_s=grace_s, poll_s=poll_s)
     if failed is not None:
         tail = failed.log_tail()
         raise WorkerFailedError(
-            f"worker {failed.index} {failed.describe_exit()}; the other workers were stopped. "
+            f"worker {failed.name} {failed.describe_exit()}; the other workers were stopped. "
             f"Continue the run with --resume RUN_DIR --workers {count}."
             + (f" Its log ({failed.log_path}) ends:\n{tail}" if tail else ""))
-    return {"workers": {w.index: w.process.returncode for w in workers},
-            "pids": {w.index: w.process.pid for w in workers}}
+    return {"workers": {int(w.name): w.returncode for w in workers},
+            "pids": {int(w.name): w.pid for w in workers}}
 
 
 class WorkerLostError(RuntimeError):

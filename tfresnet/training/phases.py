@@ -14,14 +14,15 @@ import shutil
 import sys
 
 from tfresnet import keras_compat
-from tfresnet.training import rundir
+from tfresnet.runs import RunDir
+from tfresnet.training import backups
 
 __all__ = ["phase_file", "load_finished", "save_finished"]
 
 
 def phase_file(run_dir: str, name: str) -> str:
     """The weights file a finished phase leaves."""
-    return os.path.join(run_dir, "phases", f"{name}.weights.h5")
+    return os.path.join(run_dir, RunDir.PHASES, f"{name}.weights.h5")
 
 
 def load_finished(model, run_dir: str, name: str) -> dict | None:
@@ -35,23 +36,26 @@ def load_finished(model, run_dir: str, name: str) -> dict | None:
     path = phase_file(run_dir, name)
     if not os.path.exists(path):
         return None
-    error = rundir.try_load_weights(model, path)
+    error = backups.try_load_weights(model, path)
     if error is not None:
         print(f"resume: {path} is unreadable ({error}); phase {name!r} is trained again.",
               file=sys.stderr, flush=True)
         os.remove(path)
         return None
-    state = rundir.read_state(path) or {}
+    state = backups.read_state(path) or {}
     keras_compat.restore_random_state(model, state.get("random"))
-    shutil.rmtree(os.path.join(run_dir, "backup", name), ignore_errors=True)  # left by a kill
+    shutil.rmtree(os.path.join(run_dir, RunDir.BACKUP, name), ignore_errors=True)  # left by a kill
     return state
 
 
-def save_finished(model, run_dir: str, name: str, *, next_epoch: int, checkpoint_best) -> None:
-    """Saves a finished phase's weights, then deletes its epoch backups (no longer needed)."""
+def save_finished(model, run_dir: str, name: str, *, next_epoch: int, checkpoint_best,
+                  clock: dict | None = None) -> None:
+    """Saves a finished phase's weights, then deletes its epoch backups (no longer needed).
+
+    `clock` (the run's `EpochClock` totals) is stored too, so a later phase or attempt adds to it.
+    """
     path = phase_file(run_dir, name)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     state = {"next_epoch": int(next_epoch), "checkpoint_best": checkpoint_best,
-             "random": keras_compat.random_state(model)}
-    rundir.save_weights_atomic(model, path, state=state)
-    shutil.rmtree(os.path.join(run_dir, "backup", name), ignore_errors=True)
+             "random": keras_compat.random_state(model), "clock": clock or {}}
+    backups.save_weights_atomic(model, path, state=state)
+    shutil.rmtree(os.path.join(run_dir, RunDir.BACKUP, name), ignore_errors=True)

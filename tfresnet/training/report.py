@@ -5,11 +5,12 @@ Plots use matplotlib's Agg backend, so they are written on machines with no disp
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 import pandas as pd
+
+from tfresnet.files import write_atomic, write_json_atomic
 
 __all__ = ["repair_history", "deduplicate_history", "evaluate", "write_metrics", "plot_run", "show_image"]
 
@@ -38,7 +39,7 @@ def deduplicate_history(path: str, *, end: int | None = None) -> pd.DataFrame:
         history = history.drop_duplicates("epoch", keep="last").sort_values("epoch")
         if end is not None:
             history = history[history["epoch"] < end]
-    history.to_csv(path, index=False)
+    write_atomic(path, history.to_csv(index=False))
     return history
 
 
@@ -88,13 +89,12 @@ def evaluate(model, dataset, num_classes: int, *, keep_misclassified: int = 25) 
 
 
 def write_metrics(path: str, metrics: dict) -> None:
-    public = {k: v for k, v in metrics.items() if k != "misclassified"}
-    with open(path, "w") as f:
-        json.dump(public, f, indent=2)
+    """``metrics.json`` outside a run directory (`RunDir.write_metrics` inside one)."""
+    write_json_atomic(path, {k: v for k, v in metrics.items() if k != "misclassified"}, indent=2)
 
 
 def plot_run(run_dir: str, history: pd.DataFrame, metrics: dict, class_names: list[str]) -> list[str]:
-    """Writes learning curves, the confusion matrix and a grid of misclassified test images."""
+    """Writes learning curves, the confusion matrix and a grid of misclassified images, each titled with its split."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -128,7 +128,7 @@ def plot_run(run_dir: str, history: pd.DataFrame, metrics: dict, class_names: li
         for (i, j), n in np.ndenumerate(confusion):
             ax.text(j, i, str(n), ha="center", va="center", fontsize=7,
                     color="white" if n > confusion.max() / 2 else "black")
-    ax.set_title(f"test accuracy {metrics['accuracy']:.4f}")
+    ax.set_title(f"{metrics.get('split', 'test')} accuracy {metrics['accuracy']:.4f}")
     fig.tight_layout()
     written.append(_save(fig, os.path.join(run_dir, "confusion_matrix.png")))
 
@@ -143,6 +143,7 @@ def plot_run(run_dir: str, history: pd.DataFrame, metrics: dict, class_names: li
             pixels = np.clip(image, 0, 255).astype("uint8")
             ax.imshow(pixels.squeeze(), cmap="gray" if pixels.shape[-1] == 1 else None)
             ax.set_title(f"{class_names[t]}\n-> {class_names[p]}", fontsize=7)
+        fig.suptitle(f"misclassified {metrics.get('split', 'test')} images (true -> predicted)", fontsize=9)
         fig.tight_layout()
         written.append(_save(fig, os.path.join(run_dir, "misclassified.png")))
     return written
@@ -151,8 +152,10 @@ def plot_run(run_dir: str, history: pd.DataFrame, metrics: dict, class_names: li
 def _save(fig, path: str) -> str:
     import matplotlib.pyplot as plt
 
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        write_atomic(path, lambda partial: fig.savefig(partial, dpi=100))
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import os
 from typing import Any
@@ -31,16 +30,17 @@ from tfresnet import keras_compat
 from tfresnet.console import progress_verbose
 from tfresnet.models.registry import create_model
 from tfresnet.models.transfer import fetch_imagenet_weights
+from tfresnet.runs import RunDir
 from tfresnet.training import finetune, multiworker, phases, report
-from tfresnet.training.callbacks import AtomicBackupAndRestore, make_callbacks
+from tfresnet.training.callbacks import AtomicBackupAndRestore, EpochClock, make_callbacks
 from tfresnet.training.config import ConfigError, TrainConfig
 from tfresnet.training.determinism import EpochSync
-from tfresnet.training.losses import make_loss
+from tfresnet.training.losses import make_loss, make_metrics
 from tfresnet.training.schedules import make_schedule
 
-__all__ = ["Session", "Phase", "SMOKE_BATCHES", "smoke_config", "load_data", "build_model", "compile_model",
-           "one_hot_labels", "steps_per_epoch_of", "precision_policy", "strategy_scope",
-           "check_strategy_backend"]
+__all__ = ["Session", "Phase", "RunResult", "SMOKE_BATCHES", "smoke_config", "load_data", "build_model",
+           "compile_model", "one_hot_labels", "steps_per_epoch_of", "precision_policy", "strategy_scope",
+           "check_strategy_backend", "probe_batch"]
 
 SMOKE_BATCHES = 3  # batches per split and epoch in a smoke run (training, validation and test)
 
@@ -85,21 +85,7 @@ def load_data(config: TrainConfig):
     from tfresnet import data as data_lib
 
     try:
-        return data_lib.load(
-            config.data,
-            data_dir=config.data_dir,
-            image_size=config.image_size,
-            resize=config.resize_mode,
-            batch_size=config.batch_size,
-            validation_split=config.validation_split,
-            seed=config.seed,
-            augment=config.augment,
-            cache="memory" if config.cache else None,
-            verbose=0 if config.smoke else 1,
-            drop_empty_classes=config.drop_empty_classes,
-            deterministic=config.deterministic,
-            **config.data_args,
-        )
+        return data_lib.load(config.data, **config.data_load_args())
     except data_lib.EmptyClassError as err:
         raise ConfigError(str(err)) from None
 
@@ -164,8 +150,7 @@ def strategy_scope(config: TrainConfig):
     """The scope that building, compiling and fitting must all happen in (none without a strategy)."""
     if config.strategy is None:
         return contextlib.nullcontext()
-    check_strategy_backend(config)
-    import tensorflow as tf
+    import tensorflow as tf  # the trainer checked the backend (`check_strategy_backend`)
 
     if config.strategy == "mirrored":
         return tf.distribute.MirroredStrategy().scope()
@@ -211,7 +196,7 @@ def compile_model(model, config: TrainConfig, steps_per_epoch: int, *, epochs: i
     model.compile(
         optimizer=OPTIMIZERS[config.optimizer](config, lr),
         loss=make_loss(config.output, config.label_smoothing),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        metrics=make_metrics(),
         jit_compile=_jit_compile(config),
         steps_per_execution=config.steps_per_execution,
     )
@@ -308,53 +293,58 @@ class Session:
                       peak=config.lr if peak is None else peak)
 
     def fit_phase(self, model, phase: Phase, run_dir: str, *, next_epoch: int, best_so_far,
-                  extra_callbacks=()) -> tuple[int, Any, int]:
+                  clock: EpochClock, extra_callbacks=()) -> tuple[int, Any]:
         """Compiles and trains one phase with the run directory's callbacks; resumes from its backup.
 
         Returns:
-            ``(next_epoch, best_so_far, examples_seen)`` after the phase.
+            ``(next_epoch, best_so_far)`` after the phase; `clock` holds the time so far.
         """
         config = self.config
         self.compile(model, epochs=phase.epochs, peak=phase.lr)
         callbacks = make_callbacks(config, run_dir, phase=phase.name, has_validation=self.validation is not None,
-                                   best_so_far=best_so_far)
+                                   best_so_far=best_so_far, clock=clock, probe=lambda: probe_batch(config))
         backup = next(c for c in callbacks if isinstance(c, AtomicBackupAndRestore))
-        if config.strategy == "multiworker":
-            keras_compat.build_for_multiworker_fit(model, self.train)
-        fit = model.fit(
-            self.train,
-            validation_data=self.validation,
-            initial_epoch=next_epoch,  # the phase's backup, if any, moves it on
-            epochs=next_epoch + phase.epochs,
-            callbacks=[*callbacks, *extra_callbacks, EpochSync(self.data)],
-            verbose=progress_verbose(config.verbose),  # no animated bar (ANSI codes) in a log file
-            shuffle=False,  # the tf.data pipeline shuffles; fit cannot shuffle a Dataset
-        )
-        seen = len(fit.epoch) * self.steps_per_epoch * config.batch_size
+        with (keras_compat.multiworker_fit(model, self.train) if config.strategy == "multiworker"
+              else contextlib.nullcontext()):
+            fit = model.fit(
+                self.train,
+                validation_data=self.validation,
+                initial_epoch=next_epoch,  # the phase's backup, if any, moves it on
+                epochs=next_epoch + phase.epochs,
+                callbacks=[*callbacks, *extra_callbacks, EpochSync(self.data)],
+                verbose=progress_verbose(config.verbose),  # no animated bar (ANSI codes) in a log file
+                shuffle=False,  # the tf.data pipeline shuffles; fit cannot shuffle a Dataset
+            )
         # A resumed phase with nothing left to run (killed after its last backup, or stopped
         # early) ends at its backup's epoch.
         next_epoch = fit.epoch[-1] + 1 if fit.epoch else (backup.restored_epoch or next_epoch)
         best_so_far = backup.checkpoint_best()
-        phases.save_finished(model, run_dir, phase.name, next_epoch=next_epoch, checkpoint_best=best_so_far)
-        return next_epoch, best_so_far, seen
+        phases.save_finished(model, run_dir, phase.name, next_epoch=next_epoch, checkpoint_best=best_so_far,
+                             clock=clock.get_state())
+        return next_epoch, best_so_far
 
-    def fit_all(self, model, run_dir: str, *, extra_callbacks=()) -> tuple[int, int]:
-        """Runs every phase not finished in `run_dir`; returns ``(epochs_run, examples_seen)``."""
-        # Where the next phase starts and the monitor's best so far, carried from phase to phase
-        # (from the phase files when a resumed run skips finished phases). Not from the history:
-        # after a kill in phase 2 it already holds phase 2's rows.
-        next_epoch, best_so_far, seen = 0, None, 0
+    def fit_all(self, model, run_dir: str, *, extra_callbacks=()) -> tuple[int, EpochClock]:
+        """Runs every phase not finished in `run_dir`; returns ``(epochs_run, clock)``.
+
+        The clock adds up every epoch's seconds and examples, those of earlier attempts included.
+        """
+        # Where the next phase starts, the monitor's best so far and the clock, carried from
+        # phase to phase (from the phase files when a resumed run skips finished phases). Not
+        # from the history: after a kill in phase 2 it already holds phase 2's rows.
+        next_epoch, best_so_far = 0, None
+        clock = EpochClock(self.steps_per_epoch * self.config.batch_size)
         for phase in self.phases():
             self.enter(model, phase)
             finished = phases.load_finished(model, run_dir, phase.name)
             if finished is not None:  # finished before a restart
                 next_epoch = finished.get("next_epoch", next_epoch + phase.epochs)
                 best_so_far = finished.get("checkpoint_best", best_so_far)
+                clock.set_state(finished.get("clock") or {})
                 continue
-            next_epoch, best_so_far, ran = self.fit_phase(model, phase, run_dir, next_epoch=next_epoch,
-                                                          best_so_far=best_so_far, extra_callbacks=extra_callbacks)
-            seen += ran
-        return next_epoch, seen
+            next_epoch, best_so_far = self.fit_phase(model, phase, run_dir, next_epoch=next_epoch,
+                                                     best_so_far=best_so_far, clock=clock,
+                                                     extra_callbacks=extra_callbacks)
+        return next_epoch, clock
 
     def evaluate(self, model) -> dict:
         """The report's figures on the test split (`report.evaluate`), with what was evaluated."""
@@ -364,12 +354,70 @@ class Session:
             metrics.update(report.evaluate(model, self.test, self.data.num_classes))
         return metrics
 
-    def save(self, model, run_dir: str, history, metrics: dict) -> None:
-        """Writes ``model.keras``, ``class_names.json``, the plots and ``metrics.json``."""
-        class_names = list(self.data.class_names)
-        model.save(os.path.join(run_dir, "model.keras"))
-        with open(os.path.join(run_dir, "class_names.json"), "w") as f:
-            json.dump(class_names, f)
+    def run(self, run: RunDir, *, recipe: str = "run", extra_callbacks=()) -> RunResult:
+        """Trains every phase not finished in `run`, evaluates, and saves the run's files.
+
+        The one place a run's training, evaluation and saving happen, in that order: the
+        trainer only prepares and locks the directory around it.
+        """
+        self.data.write_report(run.file(RunDir.DATA_REPORT))  # prints what was skipped
+        model = self.build()
+        report.repair_history(run.file(RunDir.HISTORY))
+        epochs_run, clock = self.fit_all(model, run.path, extra_callbacks=extra_callbacks)
+        # Rows past the end are left by an attempt that a restarted phase did not repeat.
+        history = report.deduplicate_history(run.file(RunDir.HISTORY), end=epochs_run)
+        with contextlib.suppress(OSError):  # each phase's backup is gone once it finished
+            os.rmdir(run.file(RunDir.BACKUP))
+        if os.path.exists(run.file(RunDir.BEST)) and not self.config.early_stopping:
+            # EarlyStopping already restored its best; otherwise the checkpoint holds the best epoch.
+            model.load_weights(run.file(RunDir.BEST))
+        metrics = self.evaluate(model)
+        metrics.update(recipe=recipe, epochs_run=epochs_run, train_seconds=round(clock.seconds, 2),
+                       examples_per_second=round(clock.examples / clock.seconds, 1) if clock.seconds else None,
+                       class_names=list(self.data.class_names))
+        self.save(model, run, history, metrics)
+        return RunResult(run_dir=run.path, metrics={k: v for k, v in metrics.items() if k != "misclassified"},
+                         history=history, model=model, class_names=list(self.data.class_names))
+
+    def save(self, model, run: RunDir, history, metrics: dict) -> None:
+        """Writes ``model.keras``, ``class_names.json``, the plots and, last, ``metrics.json``.
+
+        `metrics.json` comes last: a run holding it is finished (`RunDir.is_finished`).
+        """
+        run.save_model(model)
+        run.write_class_names(self.data.class_names)
         if "accuracy" in metrics:
-            report.plot_run(run_dir, history, metrics, class_names)
-        report.write_metrics(os.path.join(run_dir, "metrics.json"), metrics)
+            report.plot_run(run.path, history, metrics, list(self.data.class_names))
+        run.write_metrics(metrics)
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What a run returns: where its files are, its figures, history and model."""
+
+    run_dir: str
+    metrics: dict
+    history: Any
+    model: keras.Model
+    class_names: list
+    finished_before: bool = False  # read back from a run that had finished: nothing was written
+
+    @classmethod
+    def of_finished(cls, run: RunDir) -> RunResult:
+        """The result a finished run directory holds, read back without writing anything."""
+        return cls(run_dir=run.path, metrics=run.metrics, history=run.history(),
+                   model=run.load_model(), class_names=run.class_names, finished_before=True)
+
+
+def probe_batch(config: TrainConfig):
+    """The first `batch_size` images and labels of a config's training split, in stored order.
+
+    Unshuffled and unaugmented, so every run of the same data and seed measures on the same
+    images. Read through a pipeline of its own: taking a batch from the run's training dataset
+    would advance its shuffle seed and so change the order the run trains in (measured: the
+    first epoch's batches differ).
+    """
+    own = dataclasses.replace(config, augment="none", cache=False,
+                              data_args={**config.data_args, "shuffle": False})
+    images, labels = next(iter(load_data(own).train))
+    return images.numpy(), labels.numpy()
