@@ -558,3 +558,105 @@ def test_saved_model_cli_lists_both_signatures(background):
     assert "signature_def['serving_bytes']" in stdout
     assert "dtype: DT_UINT8" in stdout and "shape: (-1, 32, 32, 3)" in stdout
     assert "dtype: DT_STRING" in stdout and "shape: (-1)" in stdout
+
+
+# --------------------------------------------------------------------------- permissions, old runs
+
+
+def _modes(path):
+    """{relative path: permission bits} of a file, or of a folder and everything under it."""
+    if not os.path.isdir(path):
+        return {os.path.basename(path): os.stat(path).st_mode & 0o777}
+    modes = {".": os.stat(path).st_mode & 0o777}
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            full = os.path.join(root, name)
+            modes[os.path.relpath(full, path)] = os.stat(full).st_mode & 0o777
+    return modes
+
+
+_WRITERS = {
+    "saved_model": lambda model, folder: ex.export_saved_model(model, os.path.join(folder, "saved_model"), RGB_NAMES),
+    "tflite": lambda model, folder: ex.export_tflite(model, os.path.join(folder, "model.tflite")),
+    "onnx": lambda model, folder: ex.export_onnx(model, os.path.join(folder, "model.onnx")),
+}
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077], ids=["umask022", "umask077"])
+@pytest.mark.parametrize("fmt", list(_WRITERS))
+def test_every_export_gets_the_permissions_the_umask_gives(fmt, umask, tmp_path):
+    # Before: tempfile made saved_model/ 0700 and model.tflite 0600 whatever the umask; ONNX 0644.
+    if fmt == "onnx" and ex.onnx_unavailable_reason() is not None:
+        pytest.skip(f"ONNX export unavailable here: {ex.onnx_unavailable_reason()}")
+    model = _tiny_model()
+    previous = os.umask(umask)
+    try:
+        path = _WRITERS[fmt](model, str(tmp_path))
+    finally:
+        os.umask(previous)
+    modes = _modes(path)
+    expected = {name: (0o777 if os.path.isdir(os.path.join(path, name)) else 0o666) & ~umask for name in modes}
+    assert {n: f"{m:o}" for n, m in modes.items()} == {n: f"{m:o}" for n, m in expected.items()}
+    if fmt == "saved_model":
+        assert {"saved_model.pb", "variables", os.path.join("assets", ex.CLASS_NAMES_ASSET)} <= set(modes)
+
+
+# config.json exactly as the release before `tfresnet.runs.RunDir` wrote it (TrainConfig.to_json).
+RELEASED_CONFIG = (
+    '{"model": "convnet", "model_args": {}, "weights": null, "l2": 0.0, "dropout": 0.0, "drop_path": 0.0, '
+    '"data": "folder:/data/flowers", "data_dir": null, "data_args": {}, "image_size": 8, "resize_mode": "pad", '
+    '"augment": "none", "validation_split": 0.1, "cache": true, "drop_empty_classes": false, "optimizer": "adam", '
+    '"lr": 0.001, "momentum": 0.9, "weight_decay": 0.0, "schedule": "constant", "warmup_epochs": 0.0, '
+    '"step_epochs": [], "step_gamma": 0.1, "label_smoothing": 0.0, "output": "softmax", "epochs": 3, '
+    '"batch_size": 128, "seed": 0, "deterministic": false, "monitor": "val_accuracy", "early_stopping": null, '
+    '"reduce_lr_on_plateau": null, "tensorboard": true, "gradient_flow": null, "freeze_backbone": false, '
+    '"fine_tune_epochs": 0, "fine_tune_lr": 1e-05, "fine_tune_from": null, "mixed_precision": null, '
+    '"jit_compile": "auto", "steps_per_execution": 1, "strategy": null, "export": true, "smoke": false, '
+    '"steps_per_epoch": null, "verbose": 2, "tune": {}}'
+)
+
+
+@pytest.fixture
+def released_run(tmp_path):
+    """A run directory laid out as the previous release's trainer wrote it, around a tiny model."""
+    run_dir = tmp_path / "flowers-20250101-120000"
+    run_dir.mkdir()
+    model = _tiny_model()
+    model.save(run_dir / "model.keras")
+    (run_dir / "class_names.json").write_text(json.dumps(RGB_NAMES))
+    (run_dir / "config.json").write_text(RELEASED_CONFIG)
+    (run_dir / "metrics.json").write_text(json.dumps({"accuracy": 0.5, "loss": 1.0}))
+    (run_dir / "history.csv").write_text("epoch,loss\n0,1.0\n")
+    return str(run_dir), model
+
+
+def test_a_run_written_by_the_previous_release_exports_and_predicts(released_run):
+    from tfresnet.using.predict import load_classifier
+
+    run_dir, model = released_run
+    path = ex.export_run(run_dir, verbose=False)
+    assert path == os.path.join(run_dir, "export", "saved_model")
+    images = _smooth_images(2, 8, 8, 3, seed=8)
+    np.testing.assert_allclose(ex.load_exported(path).predict(images)["probabilities"],
+                               _keras_probabilities(model, images), atol=1e-5)
+    # The run's resize_mode reaches predict, from the run itself and from its SavedModel.
+    assert load_classifier(run_dir).resize_mode == "pad"
+    assert load_classifier(path).resize_mode == "pad"
+
+
+def test_a_full_disk_during_export_is_one_line_and_keeps_the_previous_export(released_run, monkeypatch, capsys):
+    import errno
+
+    run_dir, _ = released_run
+    path = ex.export_run(run_dir, verbose=False, verify=False)
+    before = sorted(os.listdir(path))
+
+    def disk_full(obj, export_dir, **kwargs):
+        (Path(export_dir) / "saved_model.pb").write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tf.saved_model, "save", disk_full)
+    assert cli.main(["export", run_dir, "--no-verify"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"could not write {path}" in err and "No space left" in err
+    assert sorted(os.listdir(path)) == before and os.listdir(os.path.dirname(path)) == ["saved_model"]

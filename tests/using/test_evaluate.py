@@ -83,3 +83,23 @@ def test_unknown_split_names_the_choices(mnist_run):
     with contextlib.redirect_stderr(rc_err):
         rc = cli.main(["evaluate", mnist_run, "--data", "mnist-sample", "--split", "dev"])
     assert rc == 2 and "invalid choice: 'dev'" in rc_err.getvalue()
+
+
+def test_figures_name_the_split_they_were_scored_on(mnist_run, tmp_path, monkeypatch):
+    import matplotlib.axes
+    import matplotlib.figure
+
+    titles = []
+    for owner, name in ((matplotlib.axes.Axes, "set_title"), (matplotlib.figure.Figure, "suptitle")):
+        real = getattr(owner, name)
+
+        def recording(self, label, *args, _real=real, **kwargs):
+            titles.append(str(label))
+            return _real(self, label, *args, **kwargs)
+
+        monkeypatch.setattr(owner, name, recording)
+    metrics = tfresnet.evaluate(mnist_run, "mnist-sample", split="validation", options={"validation_split": 0.2},
+                                out_dir=str(tmp_path / "val"), verbose=False)
+    assert metrics["split"] == "validation"
+    assert any(t.startswith("validation accuracy") for t in titles), titles
+    assert not [t for t in titles if "test" in t]

@@ -14,7 +14,9 @@ import pytest
 
 import tfresnet
 from tfresnet import cli
-from tfresnet.using.predict import load_classifier
+from tfresnet.using.predict import csv_folder, load_classifier
+
+from .conftest import copy_run
 
 PETS = "oxford_iiit_pet_sample/images"
 JPEGS = ["Abyssinian_1.jpg", "Bengal_10.jpg", "american_bulldog_10.jpg"]
@@ -152,3 +154,46 @@ def test_unsupported_model_file_is_named_as_such(tmp_path, digit_pngs):
     model_file.write_bytes(b"TFL3")
     rc, _, err = _main("predict", str(model_file), digit_pngs[0])
     assert rc == 2 and "is a file predict cannot use" in err and "does not exist" not in err
+
+
+def test_folder_rows_go_where_the_run_lives_not_into_the_working_directory(pets_run, pet_folder, tmp_path,
+                                                                            monkeypatch):
+    run_dir = copy_run(pets_run, str(tmp_path / "run"))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    rc, _, err = _main("predict", run_dir, str(pet_folder), "--top", "1")
+    assert rc == 0, err
+    written = os.path.join(run_dir, "predictions.csv")
+    assert len(pd.read_csv(written, keep_default_na=False)) == 7
+    assert os.listdir(work) == [] and f"rows written to {written}" in err
+    os.remove(written)
+    rc, _, err = _main("predict", run_dir, str(pet_folder), "--top", "1", "--csv", "mine.csv")
+    assert rc == 0, err
+    assert os.listdir(work) == ["mine.csv"] and not os.path.exists(written) and "rows written to mine.csv" in err
+
+
+def test_csv_folder_is_the_run_or_the_folder_beside_the_model(tmp_path):
+    run = tmp_path / "run"
+    (run / "export" / "saved_model").mkdir(parents=True)
+    (run / "model.keras").write_bytes(b"")
+    (run / "config.json").write_text("{}")
+    (run / "export" / "saved_model" / "saved_model.pb").write_bytes(b"")
+    lone = tmp_path / "models" / "served"
+    lone.mkdir(parents=True)
+    (lone / "saved_model.pb").write_bytes(b"")
+    assert csv_folder(str(run)) == str(run)
+    assert csv_folder(str(run / "export" / "saved_model")) == str(run)  # its run, not inside the SavedModel
+    assert csv_folder(str(lone)) == str(tmp_path / "models")
+    assert csv_folder(str(tmp_path / "models" / "net.keras")) == str(tmp_path / "models")
+
+
+def test_unsupported_formats_are_named_with_what_is_supported(tmp_path, digit_pngs):
+    onnx = tmp_path / "model.onnx"
+    onnx.write_bytes(b"onnx")
+    rc, _, err = _main("predict", str(onnx), digit_pngs[0])
+    assert rc == 2 and "ONNX (.onnx) is not a format predict supports" in err
+    assert "Supported: a run directory (model.keras), a SavedModel export directory (saved_model.pb)" in err
+    missing = tmp_path / "export" / "model.tflite"
+    rc, _, err = _main("predict", str(missing), digit_pngs[0])
+    assert rc == 2 and "does not exist, and TFLite (.tflite) is not a format predict supports" in err
