@@ -64,3 +64,29 @@ def test_the_worker_rpc_timeout_is_set():
         assert oracle_client.TIMEOUT == 7.5
     finally:
         oracle_client.TIMEOUT = before
+
+
+def test_a_trial_run_again_keeps_its_number_in_the_log(tiny_config, tmp_path, capsys):
+    import re
+
+    from tfresnet.tuning.hypermodel import ConfigHyperModel
+
+    tuner = tuners.make_tuner("random", ConfigHyperModel(tiny_config()), str(tmp_path), max_trials=3,
+                              objective=kt.Objective("val_accuracy", "max"), max_epochs=1)
+    oracle = tuner.oracle
+    oracle.verbose = 1
+    first, second = oracle.create_trial("tuner0"), oracle.create_trial("tuner1")
+    oracle.release_tuner("tuner0")  # its worker died: the trial goes back to the queue
+    assert oracle.create_trial("tuner2").trial_id == first.trial_id
+    # KerasTuner alone would number the trial run again by the count of trials: "#2".
+    assert re.findall(r"Running Trial #(\d+)", capsys.readouterr().out) == ["1", "2", "1"]
+    assert [kt_compat.trial_number(t.trial_id) for t in (first, second)] == [1, 2]
+
+
+def test_the_display_writes_no_escape_codes_outside_a_notebook(capsys):
+    from keras_tuner.src import utils
+
+    with kt_compat.plain_display():
+        utils.try_clear()  # what KerasTuner calls at the end of each trial
+    out, err = capsys.readouterr()
+    assert "\x1b[" not in out + err

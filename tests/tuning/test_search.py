@@ -125,3 +125,64 @@ def test_bad_search_settings_fail_before_any_trial(tiny_config, tmp_path):
 
 def test_tuners_by_name():
     assert set(TUNERS) == {"random", "bayesian", "grid", "hyperband"}
+
+
+# 2 trials of 2 epochs of 3 batches, shown as a user sees them (verbose=1): KerasTuner's log and
+# Keras' per-epoch lines.
+LOGGED = ["--set", "smoke=false", "--set", "epochs=2", "--set", "steps_per_epoch=3", "--set", "batch_size=16",
+          "--set", "verbose=1", "--set", "jit_compile=false"]
+
+
+def test_log_to_a_file_has_no_escape_codes_and_numbers_as_the_csv_and_summary(tmp_path):
+    import re
+    import subprocess
+
+    from .conftest import cli_command, subprocess_env
+
+    run_dir = tmp_path / "search"
+    with open(tmp_path / "out.log", "wb") as out, open(tmp_path / "err.log", "wb") as err:
+        code = subprocess.run(cli_command(run_dir, *LOGGED, max_trials=2), stdout=out, stderr=err,
+                              env=subprocess_env(), timeout=300, check=False).returncode
+    log, errors = (tmp_path / "out.log").read_bytes(), (tmp_path / "err.log").read_bytes()
+    assert code == 0, errors[-3000:].decode(errors="replace")
+    assert b"\x1b[" not in log and b"\x1b[" not in errors  # KerasTuner's "clear" wrote ESC[2K here
+    text = log.decode()
+
+    frame = pd.read_csv(run_dir / "results.csv")
+    numbers = [str(n) for n in frame["trial"]]
+    assert numbers == ["1", "2"]
+    assert re.findall(r"Running Trial #(\d+)", text) == numbers
+    assert re.findall(r"Trial (\d+) Complete", text) == numbers
+
+    trial, epoch = re.search(r"best trial\s+(\d+) .*\nbest val_accuracy\s+\S+ \(epoch (\d+)\)", text).groups()
+    best = frame.loc[frame["val_accuracy"].idxmax()]
+    assert int(trial) == best["trial"] and int(epoch) == best["best_epoch"]
+    metrics = json.loads((run_dir / "best" / "metrics.json").read_text())
+    assert (metrics["trial"], metrics["best_epoch"]) == (best["trial"], best["best_epoch"])
+    # The best epoch is the one Keras' log shows the best score at: "Epoch E/2", then its line.
+    block = text.split("Running Trial #")[int(trial)]
+    logged = dict(re.findall(r"Epoch (\d+)/2\n.* val_accuracy: ([0-9.]+)", block))
+    assert float(logged[epoch]) == pytest.approx(best["val_accuracy"], abs=5e-5)
+
+
+def test_a_failed_write_of_the_best_model_leaves_the_previous_one_whole(tiny_config, tmp_path, monkeypatch):
+    import errno
+
+    from tfresnet.files import WriteError
+    from tfresnet.runs import RunDir
+
+    config = tiny_config()
+    tune(config, tmp_path, max_trials=1)
+    best = tmp_path / "best"
+    before = {path.name: path.read_bytes() for path in best.iterdir()}
+
+    def disk_full(self, metrics):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(RunDir, "write_metrics", disk_full)
+    # The same search again: no trial is left to run, and the best model is written anew.
+    with pytest.raises(WriteError, match="could not write .*best: No space left on device"):
+        tune(config, tmp_path, max_trials=1)
+    assert {path.name: path.read_bytes() for path in best.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".partial")] == []
+    assert RunDir(best).load_model().count_params() == 34_826

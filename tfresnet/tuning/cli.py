@@ -61,6 +61,8 @@ def worker_command(args: argparse.Namespace, run_dir: str) -> list[str]:
 
 
 def _summary(result, export_dir: str | None, objective: str) -> list[tuple[str, object]]:
+    from tfresnet.tuning.tuners import PROJECT_NAME  # loaded already: the search has run
+
     rows = [("run dir", result.run_dir)]
     frame = result.results
     if not frame.empty:
@@ -70,8 +72,10 @@ def _summary(result, export_dir: str | None, objective: str) -> list[tuple[str, 
     rows.append(("plot", os.path.join(result.run_dir, "results.png")))
     if result.best:
         b = result.best
-        rows.append(("best trial", f"{b['trial_id']} ({b['model']}, {b['parameters']:,} parameters)"))
-        rows.append((f"best {objective}", f"{b[objective]:.4f} (epoch {b['best_epoch'] + 1})"))
+        # Trial and epoch numbers as in the log and results.csv (`tfresnet.tuning.search`).
+        rows.append(("best trial", f"{b['trial']} ({b['model']}, {b['parameters']:,} parameters; "
+                                   f"{PROJECT_NAME}/trial_{b['trial_id']})"))
+        rows.append((f"best {objective}", f"{b[objective]:.4f} (epoch {b['best_epoch']})"))
         rows.append((f"{b['split']} accuracy", f"{b['accuracy']:.4f} on {b['examples']:,} images"))
         rows.append(("best model", result.best_dir))
     if export_dir:
@@ -88,7 +92,6 @@ def run(args: argparse.Namespace) -> int:
     """
     from tfresnet.training.cli import load_recipe
     from tfresnet.training.config import ConfigError, apply_overrides
-    from tfresnet.training.rundir import new_search_dir
 
     for option, value, least in (("--max-trials", args.max_trials, 1), ("--workers", args.workers, 0),
                                  ("--max-consecutive-failed", args.max_consecutive_failed, 1)):
@@ -103,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(config.to_json())
         return 0
-    from tfresnet.tuning.search import tune
+    from tfresnet.tuning.search import new_search_dir, tune
 
     run_dir = args.run_dir or new_search_dir(name)  # unique even within one second
     result = tune(

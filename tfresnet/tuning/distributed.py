@@ -22,10 +22,7 @@ Both errors leave the search resumable: the same command continues it.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
-import subprocess
 import sys
 import time
 
@@ -36,7 +33,7 @@ from tfresnet.tuning import kt_compat
 
 __all__ = [
     "ENV_TUNER_ID", "ENV_ORACLE_IP", "ENV_ORACLE_PORT", "ENV_PARENT_PID",
-    "SearchTimeoutError", "WorkersExitedError", "Worker", "role", "serve", "guard_worker",
+    "SearchTimeoutError", "WorkersExitedError", "role", "serve", "guard_worker",
 ]
 
 ENV_TUNER_ID = "KERASTUNER_TUNER_ID"
@@ -44,31 +41,12 @@ ENV_ORACLE_IP = "KERASTUNER_ORACLE_IP"
 ENV_ORACLE_PORT = "KERASTUNER_ORACLE_PORT"
 ENV_PARENT_PID = "TFRESNET_TUNE_PARENT_PID"  # set for local workers: exit when the chief dies
 
-_LOG_TAIL_CHARS = 2000
-
-
 class SearchTimeoutError(TimeoutError):
     """The search did not finish within its time limit."""
 
 
 class WorkersExitedError(RuntimeError):
     """Every worker exited before the search was done."""
-
-
-@dataclasses.dataclass
-class Worker:
-    """A local worker process."""
-
-    tuner_id: str
-    process: subprocess.Popen
-    log_path: str
-
-    def log_tail(self) -> str:
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()[-_LOG_TAIL_CHARS:]
-        except OSError:
-            return ""
 
 
 def role() -> str:
@@ -107,28 +85,11 @@ def _connect_ip(address: str) -> str:
     return "127.0.0.1" if ip in ("", "0.0.0.0", "::") else ip
 
 
-def _spawn(count: int, command: list[str], ip: str, port: int, log_dir: str) -> list[Worker]:
-    os.makedirs(log_dir, exist_ok=True)
-    # Without a limit each worker's TensorFlow takes every core; N workers would then fight.
-    threads = str(max(1, (os.cpu_count() or 1) // count))
-    workers = []
-    for index in range(count):
-        tuner_id = f"tuner{index}"
-        env = dict(os.environ)
-        env.update({ENV_TUNER_ID: tuner_id, ENV_ORACLE_IP: ip, ENV_ORACLE_PORT: str(port),
-                    ENV_PARENT_PID: str(os.getpid())})
-        env.setdefault("TF_NUM_INTRAOP_THREADS", threads)
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        log_path = os.path.join(log_dir, f"{tuner_id}.log")
-        with open(log_path, "w") as log:
-            process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL)
-        workers.append(Worker(tuner_id, process, log_path))
-    return workers
-
-
-def _stop(workers: list[Worker], grace_s: float = 10.0) -> None:
-    subprocesses.stop([worker.process for worker in workers], grace_s)
+def _workers(count: int, ip: str, port: int, log_dir: str) -> list[tuple[str, dict[str, str], str]]:
+    """`subprocesses.spawn`'s list for `count` local workers of the chief at ``ip:port``."""
+    variables = {ENV_ORACLE_IP: ip, ENV_ORACLE_PORT: str(port), ENV_PARENT_PID: str(os.getpid())}
+    return [(f"tuner{index}", {**variables, ENV_TUNER_ID: f"tuner{index}"},
+             os.path.join(log_dir, f"tuner{index}.log")) for index in range(count)]
 
 
 def serve(
@@ -164,44 +125,49 @@ def serve(
     if workers and not worker_command:
         raise ValueError("Local workers need worker_command.")
     server, servicer, port = _start_server(oracle, address)
-    started = _spawn(workers, worker_command, _connect_ip(address), port, log_dir) if workers else []
-    if started:
-        with open(os.path.join(log_dir, "workers.json"), "w") as f:
-            json.dump({"chief": os.getpid(), "port": port,
-                       "workers": {w.tuner_id: w.process.pid for w in started}}, f)
+    children = _workers(workers, _connect_ip(address), port, log_dir) if workers else []
+    env_defaults = {"TF_NUM_INTRAOP_THREADS": subprocesses.thread_share(max(1, workers)),
+                    "TF_CPP_MIN_LOG_LEVEL": "2"}
+    try:
+        with subprocesses.running(worker_command, children, env_defaults=env_defaults) as started:
+            if started:
+                subprocesses.write_pids(os.path.join(log_dir, "workers.json"), started,
+                                        chief=os.getpid(), port=port)
+            requeued = _watch(oracle, servicer, started, log_dir=log_dir, timeout=timeout, poll_s=poll_s)
+    finally:
+        server.stop(grace=1).wait()
+    return {"port": port, "workers": {w.name: w.returncode for w in started}, "requeued": requeued}
+
+
+def _watch(oracle, servicer, started: list[subprocesses.Child], *, log_dir: str, timeout: float | None,
+           poll_s: float) -> list[str]:
+    """`serve`'s loop, until the search is done; returns the ids of the trials given back."""
     deadline = None if timeout is None else time.monotonic() + timeout
     requeued: list[str] = []
     released: set[str] = set()
-    try:
-        while True:
-            # `stop_triggered`: some tuner was told the search is over; `finished`: none is busy.
-            if servicer.stop_triggered and oracle.finished():
-                break
-            for worker in started:
-                if worker.process.poll() is not None and worker.tuner_id not in released:
-                    released.add(worker.tuner_id)
-                    trial_id = oracle.release_tuner(worker.tuner_id)
-                    if trial_id is not None:
-                        requeued.append(trial_id)
-                        print(f"Worker {worker.tuner_id} exited with code {worker.process.returncode} "
-                              f"while running trial {trial_id}; the trial goes back to the queue. "
-                              f"Its log ends:\n{worker.log_tail()}", file=sys.stderr)
-            if started and len(released) == len(started) and not (servicer.stop_triggered and oracle.finished()):
-                tails = "\n".join(f"--- {w.tuner_id} (exit code {w.process.returncode}):\n{w.log_tail()}"
-                                  for w in started)
-                raise WorkersExitedError(
-                    f"All {len(started)} workers exited before the search was done; run the same "
-                    f"command again to continue it. Logs in {log_dir}.\n{tails}")
-            if deadline is not None and time.monotonic() > deadline:
-                raise SearchTimeoutError(
-                    f"The search did not finish within {timeout:g} s; run the same command again "
-                    f"to continue it.")
-            time.sleep(poll_s)
-    finally:
-        _stop(started)
-        server.stop(grace=1).wait()
-    return {"port": port, "workers": {w.tuner_id: w.process.returncode for w in started},
-            "requeued": requeued}
+    while True:
+        # `stop_triggered`: some tuner was told the search is over; `finished`: none is busy.
+        if servicer.stop_triggered and oracle.finished():
+            return requeued
+        for worker in started:
+            if worker.poll() is not None and worker.name not in released:
+                released.add(worker.name)
+                trial_id = oracle.release_tuner(worker.name)
+                if trial_id is not None:
+                    requeued.append(trial_id)
+                    print(f"Worker {worker.name} exited with code {worker.returncode} while running "
+                          f"trial {kt_compat.trial_number(trial_id)}; the trial goes back to the "
+                          f"queue. Its log ends:\n{worker.log_tail()}", file=sys.stderr)
+        if started and len(released) == len(started) and not (servicer.stop_triggered and oracle.finished()):
+            tails = "\n".join(f"--- {w.name} (exit code {w.returncode}):\n{w.log_tail()}" for w in started)
+            raise WorkersExitedError(
+                f"All {len(started)} workers exited before the search was done; run the same "
+                f"command again to continue it. Logs in {log_dir}.\n{tails}")
+        if deadline is not None and time.monotonic() > deadline:
+            raise SearchTimeoutError(
+                f"The search did not finish within {timeout:g} s; run the same command again "
+                f"to continue it.")
+        time.sleep(poll_s)
 
 
 def guard_worker(rpc_timeout: float) -> None:

@@ -2,8 +2,9 @@
 
 Making a search resumable after kill -9, bounded in time and distributed needs what KerasTuner
 keeps out of its public API (``keras_tuner.*`` outside ``keras_tuner.src``): the oracle's state
-files and retry queue, its lock, the gRPC oracle service and client, and the conversion of a
-search space to TensorBoard HParams domains. Each function below says why no public API serves;
+files and retry queue, its lock, the gRPC oracle service and client, the conversion of a
+search space to TensorBoard HParams domains, and its console display (trial numbers, and the
+notebook check that writes terminal escape codes into a log file). Each function below says why no public API serves;
 all were checked against KerasTuner 1.4.8 (`CHECKED_KERAS_TUNER_VERSION`; setup.cfg and
 `tfresnet.tuning.TESTED_KERAS_TUNER` allow 1.4.x only).
 
@@ -15,7 +16,10 @@ silently bypass the override.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import threading
+from datetime import datetime
 
 __all__ = [
     "CHECKED_KERAS_TUNER_VERSION",
@@ -29,6 +33,9 @@ __all__ = [
     "add_oracle_service",
     "set_rpc_timeout",
     "hparams_domains",
+    "trial_number",
+    "number_trials_by_id",
+    "plain_display",
 ]
 
 CHECKED_KERAS_TUNER_VERSION = "1.4.8"
@@ -128,3 +135,67 @@ def hparams_domains(space, hparams_api) -> list:
     from keras_tuner.src.engine import tuner_utils
 
     return list(tuner_utils.convert_hyperparams_to_hparams(space, hparams_api))
+
+
+def trial_number(trial_id: str) -> int:
+    """The number KerasTuner's log gives a new trial ("Trial 1"), from its id (``"0"``, ``"00"``).
+
+    KerasTuner makes a trial's id the count of the trials created before it, zero-padded to the
+    width of ``max_trials`` (``Oracle.create_trial``); the log counts from 1.
+    """
+    return int(trial_id) + 1
+
+
+def number_trials_by_id(oracle) -> None:
+    """Makes the oracle's console log number every trial `trial_number(trial_id)`.
+
+    KerasTuner's display (``oracle._display``, a private ``Display``) numbers a trial by the count
+    of the oracle's trials when it begins: right for a new trial, but a trial run again (after a
+    kill, or a dead worker's) would take the count of all trials, and disagree with the results.
+    Its ``on_trial_begin`` is replaced on this oracle's display by the same output with that number.
+    """
+    display = oracle._display
+
+    def on_trial_begin(trial):
+        if display.verbose < 1:
+            return
+        started = datetime.now()
+        display.trial_start[trial.trial_id] = started
+        if display.search_start is None:
+            display.search_start = started
+        number = display.trial_number[trial.trial_id] = trial_number(trial.trial_id)
+        print()
+        print(f"Search: Running Trial #{number}")
+        print()
+        display.show_hyperparameter_table(trial)
+        print()
+
+    display.on_trial_begin = on_trial_begin
+
+
+def _in_ipython_kernel() -> bool:
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and "Terminal" not in type(shell).__name__
+
+
+@contextlib.contextmanager
+def plain_display():
+    """KerasTuner's console log without terminal escape codes, for the block.
+
+    KerasTuner takes any process that can import IPython for a notebook
+    (``keras_tuner.src.utils.IS_NOTEBOOK``: outside IPython, ``get_ipython()`` is None, whose
+    class name lacks "Terminal"), and at each trial's end clears the "cell" with IPython's
+    ``clear_output``, which outside a kernel prints ``ESC[2K`` to stdout and stderr: into a log
+    file too. In the block only a running IPython kernel counts as a notebook (there
+    ``clear_output`` clears the cell and writes no escape codes); elsewhere KerasTuner prints an
+    empty line instead, its own terminal behaviour.
+    """
+    from keras_tuner.src import utils
+
+    before = utils.IS_NOTEBOOK
+    utils.IS_NOTEBOOK = before and _in_ipython_kernel()  # never on: `utils.display` may be missing
+    try:
+        yield
+    finally:
+        utils.IS_NOTEBOOK = before

@@ -19,7 +19,7 @@ from tfresnet.tuning import kt_compat
 from tfresnet.tuning.space import TUNER_PREFIX
 from tfresnet.tuning.tuners import TRIAL_RECORD
 
-__all__ = ["results_frame", "failure_reason", "plot_search", "format_table", "write_hparams_config"]
+__all__ = ["results_frame", "best_epoch", "failure_reason", "plot_search", "format_table", "write_hparams_config"]
 
 _TABLE_REASON_CHARS = 60
 
@@ -28,6 +28,14 @@ def failure_reason(message: str | None) -> str:
     """The last line of a failed trial's traceback: ``ExceptionType: message``."""
     lines = [line.strip() for line in (message or "").strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""
+
+
+def best_epoch(trial) -> int:
+    """The epoch of a completed trial's best score, counted from 1 as in Keras' log.
+
+    KerasTuner records the 0-based epoch index Keras passes to its callbacks (``best_step``).
+    """
+    return int(trial.best_step) + 1
 
 
 def _record(project_dir: str, trial_id: str) -> dict:
@@ -42,9 +50,11 @@ def _record(project_dir: str, trial_id: str) -> dict:
 def results_frame(oracle, project_dir: str, space: list[str]) -> pd.DataFrame:
     """One row per trial, in trial order.
 
-    Columns: ``trial_id``, ``status`` (COMPLETED or FAILED; RUNNING only for a search stopped
-    mid-trial), the searched keys (`space`, in order), KerasTuner's own ``tuner/...`` values
-    (Hyperband), the objective and the other metrics at the best epoch, ``best_epoch``,
+    Columns: ``trial`` (the number KerasTuner's log gives it, from 1), ``trial_id`` (KerasTuner's
+    id, which names its folders: ``trials/trial_ID``, ``tensorboard/ID``), ``status`` (COMPLETED
+    or FAILED; RUNNING only for a search stopped mid-trial), the searched keys (`space`, in
+    order), KerasTuner's own ``tuner/...`` values (Hyperband), the objective and the other
+    metrics at the best epoch, ``best_epoch`` (counted from 1, as Keras' "Epoch 1/3"),
     ``wall_seconds``, ``parameters``, ``tuner_id`` and ``reason`` (why a trial failed).
 
     Args:
@@ -58,7 +68,7 @@ def results_frame(oracle, project_dir: str, space: list[str]) -> pd.DataFrame:
         trial = oracle.trials[trial_id]
         values = trial.hyperparameters.values
         completed = trial.status == "COMPLETED"
-        row = {"trial_id": trial_id, "status": trial.status}
+        row = {"trial": kt_compat.trial_number(trial_id), "trial_id": trial_id, "status": trial.status}
         row.update({key: values.get(key) for key in space})
         row.update({key: value for key, value in values.items() if key.startswith(TUNER_PREFIX)})
         row[objective] = trial.score if completed else np.nan
@@ -66,7 +76,7 @@ def results_frame(oracle, project_dir: str, space: list[str]) -> pd.DataFrame:
             for name in sorted(trial.metrics.metrics):
                 if name != objective:
                     row[name] = trial.metrics.get_last_value(name)
-        row["best_epoch"] = trial.best_step if completed else np.nan
+        row["best_epoch"] = best_epoch(trial) if completed else np.nan
         record = _record(project_dir, trial_id)
         row["wall_seconds"] = record.get("wall_seconds", np.nan)
         row["parameters"] = record.get("parameters", np.nan)
@@ -146,14 +156,14 @@ def plot_search(frame: pd.DataFrame, objective: str, space: dict, path: str, *, 
 def _plot_trials(ax, frame: pd.DataFrame, done: pd.DataFrame, failed: pd.DataFrame, objective: str,
                  direction: str) -> None:
     """The first panel of `plot_search`: the objective per trial and the running best."""
-    order = frame["trial_id"].astype(int)
+    order = frame["trial"]
     if not done.empty:
-        ax.plot(done["trial_id"].astype(int), done[objective], "o", label="trial")
+        ax.plot(done["trial"], done[objective], "o", label="trial")
         best = done[objective].cummax() if direction == "max" else done[objective].cummin()
-        ax.step(done["trial_id"].astype(int), best, where="post", label="best so far")
+        ax.step(done["trial"], best, where="post", label="best so far")
     if not failed.empty:
         # x in data units, y in axes units: along the bottom whatever the objective's range.
-        ax.plot(failed["trial_id"].astype(int), [0.03] * len(failed), "x", color="tab:red",
+        ax.plot(failed["trial"], [0.03] * len(failed), "x", color="tab:red",
                 label="failed", transform=ax.get_xaxis_transform())
     ax.set_xlabel("trial")
     ax.set_ylabel(objective)

@@ -15,15 +15,26 @@ A search's run directory holds:
 Running the same search again (same recipe, tuner and ``--run-dir``) continues it, after a
 kill -9 too: finished trials are kept, the one that was running is run again, and the results
 have each trial once.
+
+Numbers are counted as the user reads them in the console: trials from 1, as KerasTuner's log
+("Trial 1 Complete"), and epochs from 1, as Keras' fit log ("Epoch 1/3"). ``results.csv``'s
+``trial`` column, its ``best_epoch`` column, ``best/metrics.json`` and the summary of
+``tfresnet tune`` use the same numbers, and so does the log of a trial run again
+(`kt_compat.number_trials_by_id`). KerasTuner's own ``trial_id`` (``"0"`` for trial 1)
+is kept only as a name: of the folders ``trials/trial_ID`` and ``tensorboard/ID``, in the CSV's
+``trial_id`` column, and in Hyperband's ``tuner/trial_id``. Hyperband's ``tuner/initial_epoch``
+is Keras' ``initial_epoch``: the count of epochs already run, not an epoch number.
+
+The best model's files are written through `tfresnet.runs.RunDir` into a new folder that then
+replaces ``best/`` (`tfresnet.files.replacing_dir`): a kill or a full disk leaves the previous
+best whole.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
-import shutil
 import time
 import warnings
 from collections.abc import Callable
@@ -33,20 +44,23 @@ import keras_tuner as kt
 import pandas as pd
 
 from tfresnet.console import progress_verbose
-from tfresnet.files import write_json_atomic
-from tfresnet.training import report, rundir
+from tfresnet.files import replacing_dir
+from tfresnet.runs import RunDir, new_run_dir
+from tfresnet.training import report
 from tfresnet.training.callbacks import monitor_mode
 from tfresnet.training.config import ConfigError, TrainConfig
 from tfresnet.training.session import smoke_config
-from tfresnet.tuning import distributed
+from tfresnet.tuning import distributed, kt_compat
 from tfresnet.tuning.hypermodel import ConfigHyperModel
-from tfresnet.tuning.results import format_table, plot_search, results_frame, write_hparams_config
+from tfresnet.tuning.results import best_epoch, format_table, plot_search, results_frame, write_hparams_config
 from tfresnet.tuning.space import active_space, check_space_for_tuner
 from tfresnet.tuning.tuners import PROJECT_NAME, TUNERS, make_tuner
 
-__all__ = ["TuneResult", "tune", "keep_best", "SETTINGS_FILE"]
+__all__ = ["TuneResult", "tune", "keep_best", "new_search_dir", "SETTINGS_FILE", "RESULTS_FILE", "BEST_DIR"]
 
 SETTINGS_FILE = "tune.json"
+RESULTS_FILE = "results.csv"
+BEST_DIR = "best"
 # Config keys that may change between runs of one search: they change no trial's result.
 _FREE_ON_RESUME = ("verbose", "export")
 
@@ -59,8 +73,8 @@ class TuneResult:
         run_dir: the search's run directory.
         role: ``single``, ``chief`` or ``worker`` (a worker returns no results).
         results: one row per trial (`tfresnet.tuning.results.results_frame`); empty for a worker.
-        best: the best trial's figures (``trial_id``, the objective, test ``accuracy``, ...), or
-            None when no trial completed.
+        best: the best trial's figures (``trial``, ``trial_id``, the objective, ``best_epoch``,
+            test ``accuracy``, ...), or None when no trial completed.
         best_dir: the best model's run directory, or None.
         error: why the search stopped early (failures in a row, a time limit, workers gone), or None.
         seconds: wall time of this call.
@@ -79,12 +93,16 @@ class TuneResult:
         return format_table(self.results)
 
 
+def new_search_dir(recipe: str, root: str = "runs") -> str:
+    """A new search directory ``ROOT/<recipe>-tune-YYYYmmdd-HHMMSS`` (`tfresnet.runs.new_run_dir`)."""
+    return new_run_dir(f"{recipe}-tune", root)
+
+
 def _check_settings(run_dir: str, settings: dict, *, write: bool) -> None:
     """Refuses to continue a search in `run_dir` with another tuner or config; records this one."""
-    path = os.path.join(run_dir, SETTINGS_FILE)
-    if os.path.exists(path):
-        with open(path) as f:
-            before = json.load(f)
+    search_dir = RunDir(run_dir)
+    before = search_dir.read_json(SETTINGS_FILE, None)
+    if before is not None:
         if before.get("tuner") != settings["tuner"]:
             raise ConfigError(
                 f"{run_dir} holds a {before.get('tuner')} search; this command asks for "
@@ -100,7 +118,7 @@ def _check_settings(run_dir: str, settings: dict, *, write: bool) -> None:
                 f"mix trials of two searches. Choose another --run-dir.")
     if write:
         os.makedirs(run_dir, exist_ok=True)
-        write_json_atomic(path, settings)
+        search_dir.write_json(SETTINGS_FILE, settings)
 
 
 def _search_callbacks(config: TrainConfig, run_dir: str) -> list:
@@ -145,9 +163,10 @@ def keep_best(tuner, hypermodel: ConfigHyperModel, run_dir: str) -> tuple[dict |
     split, test = session.test_split, session.evaluate(model)
     objective = tuner.oracle.objective.name
     metrics = {
+        "trial": kt_compat.trial_number(trial.trial_id),
         "trial_id": trial.trial_id,
         objective: float(trial.score),
-        "best_epoch": trial.best_step,
+        "best_epoch": best_epoch(trial),
         "hyperparameters": dict(trial.hyperparameters.values),
         "model": config.model,
         "data": config.data,
@@ -156,15 +175,13 @@ def keep_best(tuner, hypermodel: ConfigHyperModel, run_dir: str) -> tuple[dict |
         "split": split,
         **{k: v for k, v in test.items() if k not in ("misclassified", "split", "model", "data")},
     }
-    best_dir = os.path.join(run_dir, "best")
-    shutil.rmtree(best_dir, ignore_errors=True)  # a continued search may have a new best
-    os.makedirs(best_dir)
-    model.save(os.path.join(best_dir, "model.keras"))
-    with open(os.path.join(best_dir, "class_names.json"), "w") as f:
-        json.dump(list(session.data.class_names), f)
-    with open(os.path.join(best_dir, "config.json"), "w") as f:
-        f.write(config.to_json())
-    report.write_metrics(os.path.join(best_dir, "metrics.json"), metrics)
+    best_dir = os.path.join(run_dir, BEST_DIR)
+    with replacing_dir(best_dir) as folder:  # a continued search may have a new best
+        staged = RunDir(folder)
+        staged.save_model(model)
+        staged.write_class_names(session.data.class_names)
+        staged.write_config(config)
+        staged.write_metrics(metrics)
     return metrics, best_dir
 
 
@@ -229,12 +246,12 @@ def tune(
         part = "chief"
     if part == "worker" and run_dir is None:
         raise ConfigError("A worker needs the chief's --run-dir (a folder they share).")
-    run_dir = run_dir or rundir.new_search_dir(recipe)
+    run_dir = run_dir or new_search_dir(recipe)
     settings = {"recipe": recipe, "tuner": tuner, "max_trials": max_trials, "objective": config.monitor,
                 "config": config.to_dict()}
     # One search process per run directory (its workers excepted): a second `tune` on it while
     # this one runs would otherwise be taken for a continuation and share its trials.
-    with contextlib.nullcontext() if part == "worker" else rundir.lock_run_dir(run_dir):
+    with contextlib.nullcontext() if part == "worker" else RunDir(run_dir).lock():
         _check_settings(run_dir, settings, write=part != "worker")
         return _search(config, run_dir, part, start, tuner=tuner, max_trials=max_trials,
                        workers=workers, worker_command=worker_command, timeout=timeout,
@@ -258,9 +275,11 @@ def _search(config: TrainConfig, run_dir: str, part: str, start: float, *, tuner
         clear_between_trials=clear_between_trials, on_trial_end=on_trial_end,
     )
     search_kwargs = {"verbose": progress_verbose(base.verbose), "callbacks": _search_callbacks(base, run_dir)}
-    previous_policy = keras.mixed_precision.global_policy()
     error = None
-    try:
+    # No precision policy is set here: each trial's build sets its own and restores the one
+    # before (`ConfigHyperModel.build`, `session.precision_policy`), also when KerasTuner
+    # rebuilds the best trial's model.
+    with kt_compat.plain_display():
         if part == "worker":
             distributed.guard_worker(rpc_timeout)
             search_tuner.search(**search_kwargs)
@@ -282,12 +301,10 @@ def _search(config: TrainConfig, run_dir: str, part: str, start: float, *, tuner
         else:
             hypermodel.data(base.validate())  # fails now, not in every trial, if data is missing
             search_tuner.search(**search_kwargs)
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
     error = error or search_tuner.oracle.stop_reason
 
     frame = results_frame(search_tuner.oracle, os.path.join(run_dir, PROJECT_NAME), list(active_space(config)))
-    frame.to_csv(os.path.join(run_dir, "results.csv"), index=False)
+    RunDir(run_dir).write_text(RESULTS_FILE, frame.to_csv(index=False))
     if not frame.empty:
         plot_search(frame, objective.name, active_space(config), os.path.join(run_dir, "results.png"),
                     direction=objective.direction)

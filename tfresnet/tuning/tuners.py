@@ -312,6 +312,7 @@ def make_tuner(
         **spec.options(max_trials, max_epochs),
     )
     oracle.max_trials = max_trials  # Hyperband's constructor takes none; the others already hold it
+    kt_compat.number_trials_by_id(oracle)  # a trial run again keeps its number in the log
     return spec.tuner(
         oracle, hypermodel, directory=run_dir, project_name=PROJECT_NAME, overwrite=False,
         distribution_strategy=distribution_strategy, clear_between_trials=clear_between_trials,
