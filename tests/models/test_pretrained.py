@@ -103,6 +103,24 @@ def test_imagenet_offline_from_weights_dir(offline_weights):
                                   reference.get_layer("Conv1").get_weights()[0])
 
 
+def test_model_renamed_with_name_keeps_its_keras_applications_twin(offline_weights):
+    """The twin is found by the registry name `create_model` records, not by the model's name:
+    a model called ``pet_classifier`` is still a MobileNetV2 to the ImageNet files."""
+    reference = tfresnet.create_model("mobilenetv2", alpha=0.35, num_classes=3,
+                                      weights=str(offline_weights / V2_035))
+    model = tfresnet.create_model("mobilenetv2", alpha=0.35, num_classes=3, name="pet_classifier")
+    assert model.name == "pet_classifier"
+    report = load_keras_applications_weights(model, "imagenet", alpha=0.35)
+    assert report["not_in_source"] == ["predictions"] and len(report["transferred"]) == 104
+    np.testing.assert_array_equal(model.get_layer("Conv1").get_weights()[0],
+                                  reference.get_layer("Conv1").get_weights()[0])
+    # The same through create_model's own `weights=`.
+    renamed = tfresnet.create_model("mobilenetv2", alpha=0.35, num_classes=3, weights="imagenet",
+                                    name="pet_classifier")
+    np.testing.assert_array_equal(renamed.get_layer("Conv1").get_weights()[0],
+                                  reference.get_layer("Conv1").get_weights()[0])
+
+
 def test_imagenet_offline_from_keras_cache(imagenet_weights_dir, monkeypatch, tmp_path):
     cache = tmp_path / "keras-home" / "models"
     cache.mkdir(parents=True)

@@ -21,6 +21,7 @@ import numpy as np
 
 from tfresnet.models import pretrained
 from tfresnet.models.common import iter_layers
+from tfresnet.models.specs import get_model_spec, list_models
 
 __all__ = ["load_keras_applications_weights", "load_weights", "check_weights", "TransferReport",
            "HEAD_LAYERS"]
@@ -219,8 +220,6 @@ def fetch_imagenet_weights(name: str, builder_kwargs: dict, *, image_size: int |
     """Makes sure the ImageNet file a new-classifier model `name` needs is here (see
     `imagenet_weights_path`); the trainer calls it before loading data, so a missing file
     fails in seconds rather than after the data are checked."""
-    from tfresnet.models.registry import get_model_spec
-
     spec = get_model_spec(name)
     return imagenet_weights_path(spec.keras_application, architecture_kwargs(spec, builder_kwargs),
                                  include_top=False, image_size=image_size,
@@ -264,10 +263,10 @@ def _keras3_file_arrays(path: str, model: keras.Model, application: str | None, 
 
 
 def _spec_application(model: keras.Model) -> tuple[str | None, dict]:
-    from tfresnet.models.registry import get_model_spec
-
+    # `create_model` records the registry name, which `name=` does not change; a model loaded
+    # from a file has only its name to go by.
     try:
-        spec = get_model_spec(model.name)
+        spec = get_model_spec(getattr(model, "registry_name", None) or model.name)
     except ValueError:  # not a registry name: the caller must say which application
         return None, {}
     return spec.keras_application, dict(spec.keras_application_kwargs)
@@ -290,7 +289,9 @@ def load_keras_applications_weights(
             keras.applications model; or ``"imagenet"`` for the published ImageNet file (looked
             for in $TFRESNET_WEIGHTS_DIR and keras' cache, else downloaded).
         application: the keras.applications constructor name (``"ResNet50"``); by default the
-            registry's entry for ``model.name``. Needed for ``"imagenet"`` and Keras 3 files.
+            registry's entry for the model (``model.registry_name``, which `create_model` sets
+            and ``name=`` leaves alone; else ``model.name``). Needed for ``"imagenet"`` and
+            Keras 3 files.
         **application_kwargs: the architecture arguments of the source (``alpha``,
             ``minimalistic``, ``depth_multiplier``) for ``"imagenet"`` and Keras 3 files.
 
@@ -381,8 +382,6 @@ def check_weights(weights: Any, spec, builder_kwargs: dict, *, include_top: bool
 
 
 def _with_twin() -> list[str]:
-    from tfresnet.models.registry import get_model_spec, list_models
-
     return [name for name in list_models() if get_model_spec(name).keras_application]
 
 
