@@ -211,7 +211,8 @@ def _launch_workers(name: str, config, args, run_dir: str | None) -> int:
 
     Returns 0 when every worker finished, 1 after one line saying which worker failed.
     """
-    from tfresnet.training import multiworker, rundir
+    from tfresnet.runs import new_run_dir
+    from tfresnet.training import multiworker
     from tfresnet.training.config import ConfigError
 
     if args.workers < 2:
@@ -230,7 +231,7 @@ def _launch_workers(name: str, config, args, run_dir: str | None) -> int:
         worker_args = ["--resume", run_dir]
     else:
         recipe = getattr(args, "recipe", None) or os.path.abspath(sys.argv[0])  # python recipes/X.py
-        run_dir = run_dir or rundir.new_run_dir(name)
+        run_dir = run_dir or new_run_dir(name)
         worker_args = [recipe, *(f"--set={o}" for o in args.overrides), "--set=strategy=multiworker",
                        "--run-dir", run_dir]
     log_dir = os.path.join(run_dir, "logs")

@@ -215,7 +215,7 @@ def lr_find(config, *, steps: int = _DEFAULTS["steps"], min_lr: float = _DEFAULT
     from tfresnet.training.determinism import seed_everything
     from tfresnet.training.session import build_model, compile_model, load_data, one_hot_labels, smoke_config
 
-    config = smoke_config(config).validate()
+    config = smoke_config(config.validate())  # checked as given, then shrunk
     # compile_model gives the optimizer a plain float rate (which the test can assign) only for
     # configs with reduce_lr_on_plateau; no fit here runs that callback, so only the rate changes.
     constant = dataclasses.replace(config, reduce_lr_on_plateau=1)
@@ -253,13 +253,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``tfresnet lr-find``."""
-    from tfresnet.training import rundir
+    from tfresnet.runs import new_run_dir
     from tfresnet.training.cli import load_recipe
     from tfresnet.training.config import apply_overrides
 
     name, get_config = load_recipe(args.recipe)
-    config = apply_overrides(get_config(), args.overrides).validate()
-    out_dir = args.out or rundir.new_run_dir(f"lr_find-{name}")
+    config = apply_overrides(get_config(), args.overrides).validate()  # before its folder is made
+    out_dir = args.out or new_run_dir(f"lr_find-{name}")
     start = time.perf_counter()
     result = lr_find(config, steps=args.steps, min_lr=args.min_lr, max_lr=args.max_lr, out_dir=out_dir)
     print(f"{len(result.losses)} steps from lr {result.lrs[0]:.2g} to {result.lrs[-1]:.2g} in "

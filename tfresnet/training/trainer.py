@@ -36,12 +36,15 @@ __all__ = ["train", "prepare_config", "prepare_run_dir"]
 
 
 def prepare_config(config: TrainConfig) -> TrainConfig:
-    """The config a run trains with: smoke-shrunk and checked, once, before anything is made.
+    """The config a run trains with: checked, once, before anything is made, then smoke-shrunk.
+
+    Checked before shrinking, so that a bad value is refused in a smoke run too (``smoke``
+    would replace ``epochs=-2`` by 1); the shrunk values are valid by construction.
 
     Raises:
         ConfigError: for a bad value, an unknown monitor or a strategy the backend lacks.
     """
-    config = smoke_config(config).validate()
+    config = smoke_config(config.validate())
     monitor_mode(config.monitor)  # a metric the trainer does not compute fails now
     check_strategy_backend(config)
     return config
