@@ -23,9 +23,10 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
+from tfresnet.runs import RunDirInUseError, new_run_dir
+from tfresnet.runs import lock_dir as lock_run_dir
 from tfresnet.training.callbacks import AtomicBackupAndRestore, make_callbacks
 from tfresnet.training.config import ConfigError, TrainConfig
-from tfresnet.runs import RunDirInUseError, lock_dir as lock_run_dir, new_run_dir
 from tfresnet.training.trainer import prepare_run_dir
 
 ROOT = Path(__file__).resolve().parents[2]
