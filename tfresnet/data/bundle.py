@@ -13,7 +13,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from tfresnet.data.sources import SPLITS, FileIssue, reason_kind
+from tfresnet.data.sources import SPLITS, FileIssue, reason_counts
 from tfresnet.files import write_json_atomic
 
 __all__ = ["DatasetBundle"]
@@ -133,12 +133,6 @@ class DatasetBundle:
             split and class), ``dropped_classes``, and the ``skipped``, ``unused`` and
             ``converted`` files with their reasons.
         """
-        def by_reason(issues) -> dict[str, int]:
-            counts: dict[str, int] = {}
-            for issue in issues:
-                counts[reason_kind(issue.reason)] = counts.get(reason_kind(issue.reason), 0) + 1
-            return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-
         present = [name for name in SPLITS if self.num_examples.get(name) is not None]
         per_class = {}
         for k, name in enumerate(self.class_names):
@@ -154,7 +148,7 @@ class DatasetBundle:
                 seen=used + len(skipped) + unused + dropped,
                 used=used,
                 skipped=len(skipped),
-                skipped_by_reason=by_reason(skipped),
+                skipped_by_reason=reason_counts(skipped),
                 unused=unused,
                 converted=sum(i.class_name == name for i in self.converted),
             )
@@ -178,7 +172,7 @@ class DatasetBundle:
                 "converted": len(self.converted),
                 "dropped": dropped,
             },
-            "skipped_by_reason": by_reason(self.skipped),
+            "skipped_by_reason": reason_counts(self.skipped),
             "per_class": per_class,
             "splits": {
                 split: {

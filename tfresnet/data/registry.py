@@ -17,9 +17,10 @@ from collections.abc import Callable
 import numpy as np
 
 from tfresnet.data.bundle import DatasetBundle
+from tfresnet.data.classes import check_classes
 from tfresnet.data.images import default_cache_dir
 from tfresnet.data.pipeline import DecodeCounter, EpochCounter, PipelineOptions, make_dataset
-from tfresnet.data.sources import SPLITS, DataNotFoundError, LoadContext, Source, check_classes
+from tfresnet.data.sources import SPLITS, DataNotFoundError, LoadContext, Source
 
 __all__ = [
     "DatasetSpec",
