@@ -143,24 +143,7 @@ class TrainConfig:
         """
         for field in dataclasses.fields(self):
             check_type(field.name, getattr(self, field.name), _hints()[field.name])
-        positive = ("epochs", "batch_size", "steps_per_execution")
-        for key in positive:
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{key} must be >= 1. Received {key}={getattr(self, key)!r}")
-        for key in ("lr", "fine_tune_lr"):
-            if not getattr(self, key) > 0:
-                raise ConfigError(f"{key} must be > 0. Received {key}={getattr(self, key)!r}")
-        for key in ("l2", "weight_decay", "warmup_epochs", "fine_tune_epochs", "label_smoothing"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"{key} must be >= 0. Received {key}={getattr(self, key)!r}")
-        for key in ("dropout", "drop_path", "validation_split", "label_smoothing"):
-            if not 0 <= getattr(self, key) < 1:
-                raise ConfigError(f"{key} must be in [0, 1). Received {key}={getattr(self, key)!r}")
-        for key in ("steps_per_epoch", "early_stopping", "reduce_lr_on_plateau", "image_size",
-                    "gradient_flow"):
-            value = getattr(self, key)
-            if value is not None and value < 1:
-                raise ConfigError(f"{key} must be None or >= 1. Received {key}={value!r}")
+        self._check_ranges()
         if self.warmup_epochs >= self.epochs:
             raise ConfigError(
                 f"warmup_epochs must be shorter than epochs={self.epochs}. "
@@ -203,6 +186,27 @@ class TrainConfig:
         self._check_weights()
         self._check_tune()
         return self
+
+    def _check_ranges(self) -> None:
+        """Counts, rates and fractions within their bounds."""
+        positive = ("epochs", "batch_size", "steps_per_execution")
+        for key in positive:
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1. Received {key}={getattr(self, key)!r}")
+        for key in ("lr", "fine_tune_lr"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"{key} must be > 0. Received {key}={getattr(self, key)!r}")
+        for key in ("l2", "weight_decay", "warmup_epochs", "fine_tune_epochs", "label_smoothing"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be >= 0. Received {key}={getattr(self, key)!r}")
+        for key in ("dropout", "drop_path", "validation_split", "label_smoothing"):
+            if not 0 <= getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be in [0, 1). Received {key}={getattr(self, key)!r}")
+        for key in ("steps_per_epoch", "early_stopping", "reduce_lr_on_plateau", "image_size",
+                    "gradient_flow"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"{key} must be None or >= 1. Received {key}={value!r}")
 
     def data_load_args(self) -> dict:
         """The keywords of this config's `tfresnet.data.load` call (`DATA_LOAD_ARGS`), `data_args` included."""

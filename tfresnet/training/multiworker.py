@@ -33,6 +33,7 @@ import threading
 import time
 
 from tfresnet import subprocesses
+from tfresnet.runs import RunDir
 from tfresnet.training.config import ConfigError
 
 __all__ = ["ENV_TF_CONFIG", "ENV_COLLECTIVE_TIMEOUT", "ENV_PARENT_PID", "COLLECTIVE_TIMEOUT_S",
@@ -48,7 +49,7 @@ ENV_PARENT_PID = "TFRESNET_WORKERS_PARENT_PID"  # set for local workers: exit wh
 COLLECTIVE_TIMEOUT_S = 300.0
 
 # What a run directory holds that a resumed non-chief worker needs to start where the chief does.
-_RESUME_STATE = ("config.json", "history.csv", "phases", "backup", "checkpoints")
+_RESUME_STATE = (RunDir.CONFIG, RunDir.HISTORY, RunDir.PHASES, RunDir.BACKUP, os.path.dirname(RunDir.BEST))
 
 
 class WorkerFailedError(RuntimeError):
