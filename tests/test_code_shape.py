@@ -42,3 +42,57 @@ def test_private_modules_are_imported_only_by_their_adapter():
         pattern = re.compile(rf"^\s*(from|import)\s+{re.escape(library)}\b", re.MULTILINE)
         users = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if pattern.search(p.read_text()))
         assert users in ([], [adapter]), f"{library} imported outside {adapter}: {users}"
+
+
+MAX_MODULE_LINES = 500
+
+
+def test_no_module_has_more_than_500_lines():
+    long = {str(p.relative_to(PACKAGE)): n for p in sorted(PACKAGE.rglob("*.py"))
+            if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
+
+
+def _module_name(path: pathlib.Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported(node, name: str, is_package: bool, modules: set[str]) -> list[str]:
+    """The tfresnet modules an import statement loads (a submodule rather than its package)."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names if a.name in modules]
+    base = node.module or ""
+    if node.level:
+        parts = name.split(".")[: len(name.split(".")) - (node.level - (1 if is_package else 0))]
+        base = ".".join(parts + ([node.module] if node.module else []))
+    subs = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in modules]
+    return subs or ([base] if base in modules else [])
+
+
+def test_no_import_circle():
+    """Imports inside functions count too: a circle through one still ties the two modules."""
+    paths = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {name: set() for name in paths}
+    for name, path in paths.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                for target in _imported(node, name, path.name == "__init__.py", set(paths)):
+                    # A package's own __init__ is loaded by its submodules anyway: not an edge.
+                    if target != name and not name.startswith(f"{target}."):
+                        graph[name].add(target)
+    circles, done = [], set()
+
+    def visit(node, trail):
+        if node in trail:
+            circles.append([*trail[trail.index(node):], node])
+            return
+        if node in done:
+            return
+        for target in sorted(graph[node]):
+            visit(target, [*trail, node])
+        done.add(node)
+
+    for name in sorted(graph):
+        visit(name, [])
+    assert not circles, f"import circles: {[' -> '.join(c) for c in circles[:5]]}"

@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import os
 import time
 
 import numpy as np
+
+from tfresnet.files import write_atomic, write_json_atomic
 
 __all__ = ["LRFindResult", "LRRangeTest", "SUGGESTION_RULE", "add_arguments", "lr_find", "lr_range_test", "run"]
 
@@ -193,7 +194,7 @@ def plot(result: LRFindResult, path: str) -> str:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    write_atomic(path, lambda partial: fig.savefig(partial, dpi=100))
     plt.close(fig)
     return path
 
@@ -226,10 +227,9 @@ def lr_find(config, *, steps: int = _DEFAULTS["steps"], min_lr: float = _DEFAULT
     result = lr_range_test(model, one_hot_labels(data.train, data.num_classes), steps=steps,
                            min_lr=min_lr, max_lr=max_lr, restore=False)
     if out_dir is not None:
-        os.makedirs(out_dir, exist_ok=True)
-        with open(os.path.join(out_dir, "lr_find.json"), "w") as f:
-            json.dump({**result.to_dict(), "model": config.model, "data": config.data,
-                       "optimizer": config.optimizer, "batch_size": config.batch_size}, f, indent=1)
+        write_json_atomic(os.path.join(out_dir, "lr_find.json"),
+                          {**result.to_dict(), "model": config.model, "data": config.data,
+                           "optimizer": config.optimizer, "batch_size": config.batch_size}, indent=1)
         plot(result, os.path.join(out_dir, "lr_find.png"))
     return result
 
