@@ -171,3 +171,19 @@ def test_a_killed_run_keeps_its_wall_time_up_to_its_last_epoch(tmp_path, monkeyp
     result, seconds = reproduce._train(config, str(tmp_path), "rung1-seed0")
     assert len(result.history["accuracy"]) == 3  # resumed: the third epoch trained, the first two kept
     assert seconds > killed and json.loads(wall.read_text())["seconds"] == seconds
+
+
+def test_saving_waits_while_another_suite_holds_the_results_lock(tmp_path):
+    """Two suites share one results file: the second waits for the first's save, never fails."""
+    import threading
+
+    from tfresnet.runs import lock_dir
+
+    out = tmp_path / "reproduce.json"
+    held = lock_dir(str(tmp_path), lock_file="reproduce.json.lock")
+    held.__enter__()
+    threading.Timer(0.3, held.__exit__, (None, None, None)).start()
+    start = time.monotonic()
+    with reproduce._locked(str(out)):
+        waited = time.monotonic() - start
+    assert waited >= 0.25

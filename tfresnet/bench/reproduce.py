@@ -15,19 +15,19 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import json
 import os
-import statistics
 import tempfile
 import time
 from collections.abc import Iterator
 
 import numpy as np
+import pandas as pd
 
 from tfresnet.bench.common import markdown_table, read_result, write_result
 from tfresnet.files import write_json_atomic
 from tfresnet.reproduce import degradation, nielsen
+from tfresnet.runs import RunDirInUseError, lock_dir
 
 
 def _degradation_item(budget: str) -> str:
@@ -249,16 +249,20 @@ def run(*, rungs: str | None = None, seeds: int = 1, data_dir: str | None = None
     return result
 
 
-@contextlib.contextmanager
-def _locked(out_path: str | None):
-    """Holds an exclusive lock beside `out_path` (released by the kernel if the process dies)."""
+def _locked(out_path: str | None) -> contextlib.ExitStack:
+    """Holds an exclusive lock on ``OUT_PATH.lock`` (`tfresnet.runs.lock_dir`: released by the
+    kernel if the process dies), waiting while another suite holds it: it does so only while it
+    saves, for a moment."""
+    held = contextlib.ExitStack()
     if not out_path:
-        yield
-        return
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    with open(f"{out_path}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
+        return held
+    folder, name = os.path.split(os.path.abspath(out_path))
+    while True:
+        try:
+            held.enter_context(lock_dir(folder, lock_file=f"{name}.lock", what="another reproduce suite"))
+            return held
+        except RunDirInUseError:
+            time.sleep(0.05)
 
 
 def _key(row: dict) -> tuple:
@@ -273,21 +277,26 @@ def _group(row: dict) -> tuple:
 
 def summarise(runs: list[dict]) -> list[dict]:
     """One row per item and mini-batch: the book's figure, ours as mean +- sd over seeds, the difference."""
+    ids = {group: i for i, group in enumerate(dict.fromkeys(map(_group, runs)))}
+    frame = pd.DataFrame({"ours": [r["ours"] for r in runs], "book": [r["book"] for r in runs],
+                          "lr": [r.get("lr") for r in runs], "wall": [r["wall_seconds"] for r in runs]},
+                         dtype=float).assign(group=[ids[_group(r)] for r in runs])
+    # Seeds still training (ours None) are left out of every figure but keep their group's row.
+    done = frame.dropna(subset=["ours"]).groupby("group").agg(
+        book=("book", "first"), lr=("lr", "first"), mean=("ours", "mean"), sd=("ours", "std"),
+        n=("ours", "size"), wall=("wall", "sum")).reindex(range(len(ids)))
     rows = []
-    for item, batch, output in dict.fromkeys(map(_group, runs)):
-        done = [r for r in runs if _group(r) == (item, batch, output) and r["ours"] is not None]
-        values = [r["ours"] for r in done]
-        book = done[0]["book"] if done else None
-        mean = statistics.fmean(values) if values else None
-        sd = statistics.stdev(values) if len(values) > 1 else 0.0
-        settings = f"batch {batch}, eta {done[0]['lr']:g}" if batch and done else "-"
+    for (item, batch, output), stats in zip(ids, done.itertuples()):
+        n = 0 if pd.isna(stats.n) else int(stats.n)
+        book, mean = (None if pd.isna(v) else v for v in (stats.book, stats.mean))
+        settings = f"batch {batch}, eta {stats.lr:g}" if batch and n else "-"
         settings += " (book)" if batch == nielsen.BOOK_BATCH else ""
         settings += f", {output} outputs" if item.startswith("ch5") else ""
         rows.append({
             "item": item, "settings": settings, "book": None if book is None else f"{book:.2f}",
-            "ours": None if mean is None else f"{mean:.2f} +- {sd:.2f} (n={len(values)})",
+            "ours": None if mean is None else f"{mean:.2f} +- {stats.sd if n > 1 else 0.0:.2f} (n={n})",
             "diff": None if mean is None or book is None else f"{mean - book:+.2f}",
-            "wall": f"{sum(r['wall_seconds'] for r in done):,.0f} s",
+            "wall": f"{0.0 if pd.isna(stats.wall) else stats.wall:,.0f} s",
         })
     return rows
 

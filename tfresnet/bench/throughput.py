@@ -214,6 +214,7 @@ def bench_model(
     """
     from tfresnet.models.profile import count_macs
     from tfresnet.training.config import TrainConfig, apply_overrides
+    from tfresnet.training.session import precision_policy
 
     if name not in BENCH_MODELS:
         raise ValueError(f"No benchmark model {name!r}; choose from {', '.join(BENCH_MODELS)}.")
@@ -223,12 +224,7 @@ def bench_model(
     warmup, timed, rounds = steps or STEPS[kind]
     keras.utils.set_random_seed(0)
     config = apply_overrides(TrainConfig(model=name, batch_size=batch_size), list(overrides or []))
-    policy = config.mixed_precision
-    previous = keras.mixed_precision.global_policy()
-    try:
-        # A mixed-precision run puts the plain Keras user under the same global policy.
-        if policy:
-            keras.mixed_precision.set_global_policy(policy)
+    with precision_policy(config):  # the plain Keras user under the same global policy too
         ours, ours_fit = _tfresnet_side(config, spec, batch_size)
         theirs, theirs_fit = _keras_side(spec, batch_size)
         macs, macs_plain = count_macs(ours), count_macs(theirs)
@@ -238,8 +234,6 @@ def bench_model(
                     _steps_per_round(theirs_fit, warmup, timed, seconds))
         rates = alternate({"tfresnet": lambda: _rate(ours_fit, timed, batch_size),
                            "keras": lambda: _rate(theirs_fit, timed, batch_size)}, rounds)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
     row = {
         "model": name,
         "plain": spec.plain_name,
@@ -255,7 +249,7 @@ def bench_model(
         "keras_rounds": rates["keras"]["rounds"],
         "ratio": rates["tfresnet"]["median"] / rates["keras"]["median"],
         "steps": {"warmup": warmup, "timed": timed, "rounds": rounds},
-        "mixed_precision": policy,
+        "mixed_precision": config.mixed_precision,
     }
     del ours, theirs
     keras.backend.clear_session()
