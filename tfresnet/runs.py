@@ -201,7 +201,7 @@ class RunDir:
                 raise FileNotFoundError(f"{self.path} holds no {name}.") from None
             return default
         except json.JSONDecodeError as err:
-            raise ValueError(f"Invalid JSON in {path}: {err}") from None
+            raise ValueError(f"{path} is not valid JSON ({err}).") from None
 
     @property
     def config(self) -> TrainConfig:

@@ -16,10 +16,10 @@ from tfresnet.files import replace_durably
 from tfresnet.runs import RunDir
 from tfresnet.training import backups
 from tfresnet.training.hints import ConfigError
-from tfresnet.training.losses import make_metrics
+from tfresnet.training.losses import METRICS, make_metrics
 
 __all__ = ["NaNLossError", "StopOnNaN", "AtomicBackupAndRestore", "AtomicModelCheckpoint", "EpochClock",
-           "make_callbacks", "monitor_mode", "plateau_callbacks"]
+           "make_callbacks", "check_monitor", "monitor_mode", "plateau_callbacks"]
 
 
 class NaNLossError(RuntimeError):
@@ -245,6 +245,22 @@ class EpochClock(keras.callbacks.Callback):
         self.examples = int(state.get("examples", self.examples))
 
 
+def check_monitor(monitor: str) -> None:
+    """Refuses a `monitor` the trainer does not compute, naming those it does.
+
+    By name only: a metric instance would start TensorFlow's runtime, after which a
+    MultiWorkerMirroredStrategy can no longer be made ("Collective ops must be configured at
+    program startup").
+
+    Raises:
+        ConfigError: for an unknown name.
+    """
+    if monitor.removeprefix("val_") not in ("loss", *METRICS):
+        known = ["loss", *METRICS]
+        raise ConfigError(f"monitor={monitor!r} is not a metric the trainer computes; choose one of "
+                          f"{', '.join(known + ['val_' + k for k in known])}.")
+
+
 def monitor_mode(monitor: str) -> str:
     """Whether `monitor` improves down (``"min"``) or up (``"max"``), by Keras' own rule.
 
@@ -255,15 +271,12 @@ def monitor_mode(monitor: str) -> str:
     Raises:
         ConfigError: for a name the trainer does not compute, naming those it does.
     """
+    check_monitor(monitor)
     name = monitor.removeprefix("val_")
     if name == "loss":
         return "min"
-    for metric in make_metrics():
-        if metric.name == name and keras_compat.metric_direction(metric) in ("up", "down"):
-            return "max" if keras_compat.metric_direction(metric) == "up" else "min"
-    known = ["loss", *(m.name for m in make_metrics())]
-    raise ConfigError(f"monitor={monitor!r} is not a metric the trainer computes; choose one of "
-                      f"{', '.join(known + ['val_' + k for k in known])}.")
+    metric = next(m for m in make_metrics() if m.name == name)
+    return "max" if keras_compat.metric_direction(metric) == "up" else "min"
 
 
 def plateau_callbacks(config, monitor: str, *, restore_best_weights: bool) -> list:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-__all__ = ["OUTPUTS", "SummedBinaryCrossentropy", "make_loss", "make_metrics"]
+__all__ = ["OUTPUTS", "METRICS", "SummedBinaryCrossentropy", "make_loss", "make_metrics"]
 
 
 @keras.saving.register_keras_serializable(package="tfresnet")
@@ -52,6 +52,10 @@ def make_loss(output: str, label_smoothing: float = 0.0) -> keras.losses.Loss:
     return OUTPUTS[output](label_smoothing=label_smoothing)
 
 
+# The metrics every run compiles, by name: the names a `monitor` may watch (and ``val_`` ones).
+METRICS = {"accuracy": keras.metrics.CategoricalAccuracy}
+
+
 def make_metrics() -> list[keras.metrics.Metric]:
-    """The metrics every run compiles (and so the names a `monitor` may watch, with ``val_``)."""
-    return [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    """New instances of `METRICS`, for one `compile`."""
+    return [kind(name=name) for name, kind in METRICS.items()]

@@ -20,7 +20,7 @@ import sys
 from tfresnet.files import WriteError, write_error
 from tfresnet.runs import RunDir, new_run_dir
 from tfresnet.training import multiworker
-from tfresnet.training.callbacks import monitor_mode
+from tfresnet.training.callbacks import check_monitor
 from tfresnet.training.config import TrainConfig
 from tfresnet.training.determinism import seed_everything
 from tfresnet.training.session import (
@@ -45,7 +45,7 @@ def prepare_config(config: TrainConfig) -> TrainConfig:
         ConfigError: for a bad value, an unknown monitor or a strategy the backend lacks.
     """
     config = smoke_config(config.validate())
-    monitor_mode(config.monitor)  # a metric the trainer does not compute fails now
+    check_monitor(config.monitor)  # a metric the trainer does not compute fails now
     check_strategy_backend(config)
     return config
 
