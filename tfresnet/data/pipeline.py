@@ -42,6 +42,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfresnet.checks import number
 from tfresnet.data.augment import build_augmentation
 from tfresnet.data.decode import RESIZE_MODES, decode_image, resize_image
 from tfresnet.data.sources import SplitSource
@@ -110,8 +111,7 @@ class PipelineOptions:
     label_mode: str | None = None
 
     def __post_init__(self):
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int. Received batch_size={self.batch_size!r}")
+        number(self.batch_size, "batch_size", integer=True)
         if self.resize not in RESIZE_MODES:
             raise ValueError(f"resize must be one of {RESIZE_MODES}. Received resize={self.resize!r}")
         if self.cache is not None and not isinstance(self.cache, (str, os.PathLike)):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from tfresnet.checks import number
 from tfresnet.training.config import TrainConfig
 
 __all__ = ["Rung", "RUNGS", "CH5_DEPTHS", "CH5_BOOK", "CH5_GRADIENT_NORMS", "rung_config",
@@ -110,10 +111,7 @@ def _nielsen_base(expand: str | None = None, **fields) -> TrainConfig:
 def _check_batch(batch_size: int | None) -> int:
     if batch_size is None:
         return BOOK_BATCH
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer (the book's is {BOOK_BATCH}). "
-                         f"Received batch_size={batch_size!r}")
-    return batch_size
+    return number(batch_size, "batch_size", integer=True, unit=f" (the book's is {BOOK_BATCH})")
 
 
 def rung_config(rung: int, batch_size: int | None = None) -> TrainConfig:
