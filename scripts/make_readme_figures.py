@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     written.append(inspect.plot_adversarial(model, x[:3], x_adv, os.path.join(args.out, "adversarial.png"),
                                             class_names=names))
     frame = inspect.robustness(model, (x, y), eps=[0, 8, 16, 25.5, 38, 51])
-    written.append(inspect.plot_robustness(frame, os.path.join(args.out, "robustness.png")))
+    written.append(inspect.plot_robustness(frame, os.path.join(args.out, "robustness.png"), split="test"))
     label = int(y[1])
     written.append(gradcam.plot_grad_cam(
         x[1], gradcam.grad_cam(model, x[1], label), os.path.join(args.out, "grad_cam.png"),

@@ -34,7 +34,7 @@ from typing import Any
 from tfresnet.files import write_atomic, write_json_atomic
 from tfresnet.training.config import ConfigError, TrainConfig
 
-__all__ = ["RunDir", "RunDirInUseError", "new_run_dir", "lock_dir"]
+__all__ = ["RunDir", "RunDirInUseError", "new_run_dir", "lock_dir", "load_keras"]
 
 
 class RunDirInUseError(FileExistsError):
@@ -71,17 +71,24 @@ def _holder(path: str) -> str:
 
 
 @contextlib.contextmanager
-def lock_dir(folder: str, *, lock_file: str = ".lock", what: str = "another process"):
+def lock_dir(folder: str, *, lock_file: str = ".lock", what: str = "another process", wait: bool = False):
     """Holds an exclusive lock on ``FOLDER/LOCK_FILE`` for the block; creates the folder.
 
+    Args:
+        folder: the folder to lock.
+        lock_file: the lock's file name in it.
+        what: who else may hold it, for the error message.
+        wait: block until the holder releases it (for locks held a moment, such as a results
+            file being saved), instead of failing at once.
+
     Raises:
-        RunDirInUseError: while another process holds it, naming that process' pid.
+        RunDirInUseError: while another process holds it (unless `wait`), naming that process' pid.
     """
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, lock_file)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask decides, as for every file
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
     except BlockingIOError:
         os.close(fd)
         raise RunDirInUseError(
@@ -96,6 +103,25 @@ def lock_dir(folder: str, *, lock_file: str = ".lock", what: str = "another proc
         # The file stays: deleting it would let a process that opened it meanwhile lock a file
         # no longer in the folder, while a third locks a new one.
         os.close(fd)
+
+
+def load_keras(path: str, *, compile: bool = False):
+    """A ``.keras`` file loaded with safe mode on: a model from elsewhere runs no code.
+
+    The one place tfresnet loads a `.keras` file (run directories, `predict`, `inspect`).
+
+    Args:
+        path: the file.
+        compile: also restore the optimizer and loss (needs `tfresnet.training` for the custom
+            schedule); serving and diagnostics need neither.
+    """
+    import keras
+
+    import tfresnet.models  # (registers the custom layers safe_mode needs)
+
+    if compile:
+        import tfresnet.training.schedules  # noqa: F401  (registers the schedule)
+    return keras.saving.load_model(path, safe_mode=True, compile=compile)
 
 
 class RunDir:
@@ -244,25 +270,14 @@ class RunDir:
         return pd.read_csv(path) if os.path.isfile(path) and os.path.getsize(path) else pd.DataFrame()
 
     def load_model(self, *, compile: bool = False):
-        """``model.keras`` loaded with safe mode on: a run directory from elsewhere runs no code.
-
-        Args:
-            compile: also restore the optimizer and loss (needs `tfresnet.training` for the
-                custom schedule); serving and diagnostics need neither.
-        """
-        import keras
-
-        import tfresnet.models  # (registers the custom layers safe_mode needs)
-
+        """``model.keras`` loaded with safe mode on (`load_keras`)."""
         path = self.file(self.MODEL)
         if not os.path.isfile(path):
             raise FileNotFoundError(
                 f"{self.path} holds no {self.MODEL}: give a finished run directory (tfresnet train "
                 f"writes {self.MODEL} at the end of a run)."
             )
-        if compile:
-            import tfresnet.training.schedules  # noqa: F401  (registers the schedule)
-        return keras.saving.load_model(path, safe_mode=True, compile=compile)
+        return load_keras(path, compile=compile)
 
     # ----------------------------------------------------------------------------- writers
 

@@ -66,7 +66,7 @@ CELLS = [
     new_code_cell(
         "frame = adversarial.robustness(digits.model, (x, y), eps=[0, 8, 16, 25.5, 51],\n"
         "                               pgd_steps=5 if SMOKE else 20)\n"
-        "show_image(adversarial.plot_robustness(frame, os.path.join(digits_dir, 'robustness.png')))\n"
+        "show_image(adversarial.plot_robustness(frame, os.path.join(digits_dir, 'robustness.png'), split='test'))\n"
         "frame"
     ),
     new_markdown_cell(

@@ -27,7 +27,7 @@ import pandas as pd
 from tfresnet.bench.common import markdown_table, read_result, write_result
 from tfresnet.files import write_json_atomic
 from tfresnet.reproduce import degradation, nielsen
-from tfresnet.runs import RunDirInUseError, lock_dir
+from tfresnet.runs import RunDir, lock_dir
 
 
 def _degradation_item(budget: str) -> str:
@@ -60,7 +60,7 @@ def _train(config, run_root: str, label: str):
     from tfresnet.training.trainer import train
 
     run_dir = os.path.join(run_root, label)
-    resume = os.path.exists(os.path.join(run_dir, "config.json"))
+    resume = RunDir(run_dir).is_configured()
     # The run's wall time over every attempt: a resumed run adds to what earlier attempts took.
     # It is written after every epoch, so an attempt that is killed still counts up to its last
     # epoch (its backup's), the one the next attempt resumes from.
@@ -249,20 +249,14 @@ def run(*, rungs: str | None = None, seeds: int = 1, data_dir: str | None = None
     return result
 
 
-def _locked(out_path: str | None) -> contextlib.ExitStack:
+def _locked(out_path: str | None):
     """Holds an exclusive lock on ``OUT_PATH.lock`` (`tfresnet.runs.lock_dir`: released by the
     kernel if the process dies), waiting while another suite holds it: it does so only while it
     saves, for a moment."""
-    held = contextlib.ExitStack()
     if not out_path:
-        return held
+        return contextlib.nullcontext()
     folder, name = os.path.split(os.path.abspath(out_path))
-    while True:
-        try:
-            held.enter_context(lock_dir(folder, lock_file=f"{name}.lock", what="another reproduce suite"))
-            return held
-        except RunDirInUseError:
-            time.sleep(0.05)
+    return lock_dir(folder, lock_file=f"{name}.lock", what="another reproduce suite", wait=True)
 
 
 def _key(row: dict) -> tuple:

@@ -144,7 +144,8 @@ def time_recipe(
     """
     from tfresnet.training.cli import load_recipe
     from tfresnet.training.config import apply_overrides
-    from tfresnet.training.trainer import smoke_config, train
+    from tfresnet.training.session import smoke_config
+    from tfresnet.training.trainer import train
 
     name, get_config = load_recipe(path)
     config = smoke_config(apply_overrides(get_config(), overrides)).validate()

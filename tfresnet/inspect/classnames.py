@@ -15,10 +15,11 @@ import json
 import os
 
 from tfresnet.models.pretrained import IMAGENET_CLASSES
+from tfresnet.runs import RunDir
 
 __all__ = ["ClassNames", "read_class_names", "class_names_for", "SIBLING_FILE"]
 
-SIBLING_FILE = "class_names.json"  # the name a run directory uses, also looked for beside a .keras file
+SIBLING_FILE = RunDir.CLASS_NAMES  # also looked for beside a .keras file
 
 
 @dataclasses.dataclass

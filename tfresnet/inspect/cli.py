@@ -188,13 +188,12 @@ def _data(image_shape, args, default_split: str):
     number(args.examples, "--examples", integer=True)
     config = _run_config(args.source)
     name = args.data or (config.data if config else "mnist-sample")
-    own = {} if config is None or (args.data and args.data != config.data) else {
-        "validation_split": config.validation_split, "seed": config.seed, **config.data_args}
+    own = {} if config is None or (args.data and args.data != config.data) else config.split_args()
     bundle = data_lib.load(
-        name, data_dir=args.data_dir or (config.data_dir if config else None),
+        name, **{"seed": args.seed, **own}, data_dir=args.data_dir or own.get("data_dir"),
         image_size=None if image_shape is None else tuple(image_shape[:2]),
         resize=config.resize_mode if config else "resize", batch_size=min(args.examples, 256),
-        shuffle=False, label_mode="int", verbose=0, **{"seed": args.seed, **own},
+        shuffle=False, label_mode="int", verbose=0,
     )
     if image_shape is not None and tuple(bundle.input_shape) != tuple(image_shape):
         raise ValueError(

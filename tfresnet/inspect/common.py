@@ -399,7 +399,7 @@ def load_subject(source: str, *, input_shape=None, num_classes: int | None = Non
 def _load_model(source: str, *, input_shape, num_classes, seed) -> tuple[keras.Model, str | None]:
     """The model of `source`, and the folder where its class names may lie (None for a registry name)."""
     from tfresnet.models.registry import create_model
-    from tfresnet.runs import RunDir
+    from tfresnet.runs import RunDir, load_keras
 
     if os.path.isdir(source):
         try:
@@ -409,20 +409,12 @@ def _load_model(source: str, *, input_shape, num_classes, seed) -> tuple[keras.M
     if source.endswith(".keras"):
         if not os.path.isfile(source):
             raise FileNotFoundError(f"Model file not found: {source}")
-        return _load_keras(source), os.path.dirname(os.path.abspath(source))
+        return load_keras(source), os.path.dirname(os.path.abspath(source))
     keras.utils.set_random_seed(seed)
     kwargs = {"num_classes": num_classes or 10, "preprocessing": "auto"}
     if input_shape is not None:
         kwargs["input_shape"] = tuple(input_shape)
     return create_model(source, **kwargs), None  # ValueError with the closest names for a typo
-
-
-def _load_keras(path: str) -> keras.Model:
-    import tfresnet.models  # noqa: F401  (registers the custom layers safe_mode needs)
-
-    # compile=False: diagnostics need neither optimizer nor loss; safe_mode stays on, because a
-    # .keras file from elsewhere must not run code.
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
 
 
 def load_image(path: str, image_shape: tuple, *, convert: bool = False) -> np.ndarray:

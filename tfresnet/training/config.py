@@ -214,6 +214,12 @@ class TrainConfig:
                 for key, (field, convert) in DATA_LOAD_ARGS.items()}
         return {**args, **self.data_args}
 
+    def split_args(self) -> dict:
+        """The `tfresnet.data.load` keywords that give this run's own splits again: its folder,
+        options, validation fraction and seed (for `tfresnet evaluate` and `tfresnet inspect`)."""
+        return {"data_dir": self.data_dir, "validation_split": self.validation_split, "seed": self.seed,
+                **self.data_args}
+
     def data_key(self) -> str:
         """A string equal for two configs exactly when they load the same data (`DATA_FIELDS`)."""
         return json.dumps({k: getattr(self, k) for k in DATA_FIELDS}, sort_keys=True, default=str)

@@ -93,16 +93,14 @@ def _out_name(data: str, split: str) -> str:
 def _load_args(config, model, data: str, data_dir: str | None, options: dict | None) -> dict:
     """`tfresnet.data.load`'s arguments: the model's input, the run's resize mode and, for the
     run's own dataset, its folder, options, validation fraction and seed (so splits are the run's)."""
-    same_data = data == config.data
-    own = {"validation_split": config.validation_split, **config.data_args} if same_data else {}
+    own = config.split_args() if data == config.data else {"data_dir": None, "seed": config.seed}
     image_size = tuple(model.input_shape[1:3])
     return {
-        "data_dir": data_dir if data_dir is not None else (config.data_dir if same_data else None),
+        **own,
+        "data_dir": data_dir if data_dir is not None else own["data_dir"],
         "image_size": image_size if None not in image_size else config.image_size,
         "resize": config.resize_mode,
         "batch_size": config.batch_size,
-        "seed": config.seed,
-        **own,
         **dict(options or {}),
     }
 

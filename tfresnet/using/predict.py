@@ -36,7 +36,7 @@ import numpy as np
 
 from tfresnet.checks import number
 from tfresnet.files import write_atomic
-from tfresnet.runs import RunDir
+from tfresnet.runs import RunDir, load_keras
 
 __all__ = ["Classifier", "add_arguments", "csv_folder", "load_classifier", "predict", "run"]
 
@@ -105,13 +105,9 @@ def _load_export(path: str) -> Classifier:
 
 
 def _load_keras_file(path: str, class_names_file: str | None = None) -> Classifier:
-    import keras
-
-    import tfresnet.models  # noqa: F401  (registers the layers safe_mode needs)
     from tfresnet.inspect.classnames import SIBLING_FILE, class_names_for, read_class_names
 
-    # safe_mode stays on: a .keras file from elsewhere must not run code.
-    model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    model = load_keras(path)
     _, height, width, channels = tuple(model.input_shape)
     if height is None or width is None:
         raise ValueError(f"{path}: the model takes any image size; predict needs a fixed input size.")
