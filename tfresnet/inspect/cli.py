@@ -189,8 +189,9 @@ def _data(image_shape, args, default_split: str):
     config = _run_config(args.source)
     name = args.data or (config.data if config else "mnist-sample")
     own = {} if config is None or (args.data and args.data != config.data) else config.split_args()
+    own["data_dir"] = args.data_dir or own.get("data_dir")
     bundle = data_lib.load(
-        name, **{"seed": args.seed, **own}, data_dir=args.data_dir or own.get("data_dir"),
+        name, **{"seed": args.seed, **own},
         image_size=None if image_shape is None else tuple(image_shape[:2]),
         resize=config.resize_mode if config else "resize", batch_size=min(args.examples, 256),
         shuffle=False, label_mode="int", verbose=0,
