@@ -31,3 +31,9 @@ def imagenet_weights_dir(shared_data_dir) -> pathlib.Path:
     if not path.is_dir():
         pytest.skip(f"ImageNet weights folder not found at {path} (../shared/data/imagenet_weights)")
     return path
+
+
+def pytest_collection_modifyitems(items):
+    """Tests marked slow run first: spread over the xdist workers at the start, they leave no
+    worker running a long test alone at the end (the suite's wall time is the longest worker's)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

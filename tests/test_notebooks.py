@@ -32,6 +32,7 @@ def test_every_notebook_has_expected_outputs_listed():
     assert sorted(EXPECTED) == [p.name for p in NOTEBOOKS]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_runs(path, tmp_path, monkeypatch):
     notebook = nbformat.read(path, as_version=4)

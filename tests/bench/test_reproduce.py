@@ -70,6 +70,7 @@ def test_rows_another_suite_saves_meanwhile_are_kept(tmp_path, monkeypatch):
     assert sorted(r["item"] for r in saved["runs"]) == ["1", "ch5 30x1"]
 
 
+@pytest.mark.slow
 def test_ch5_vote_and_degradation_items_run_smoke_sized(tmp_path, capsys):
     """The suite's other paths: four ch5 depths and their gradient norms, rung 7's vote of five
     networks, and the degradation curves of four, drawn side by side."""

@@ -87,6 +87,7 @@ def _layer_weights(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_two_phase_run_killed_three_times_ends_as_an_uninterrupted_one(tmp_path):
     recipe = tmp_path / "tiny_two_phase.py"
