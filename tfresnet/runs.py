@@ -172,6 +172,7 @@ class RunDir:
     # ----------------------------------------------------------------------------- state
 
     def exists(self) -> bool:
+        """True when the run directory exists."""
         return os.path.isdir(self.path)
 
     def is_configured(self) -> bool:
@@ -288,14 +289,17 @@ class RunDir:
         return path
 
     def write_json(self, name: str, obj: Any, **dump_args) -> str:
+        """Writes `obj` as JSON to the run's file `name`, atomically; returns its path."""
         path = self.file(name)
         write_json_atomic(path, obj, **dump_args)
         return path
 
     def write_config(self, config: TrainConfig) -> str:
+        """Writes `config` to ``config.json``, atomically; returns its path."""
         return self.write_text(self.CONFIG, config.to_json())
 
     def write_class_names(self, names) -> str:
+        """Writes the class names, as strings, to ``class_names.json``; returns its path."""
         return self.write_json(self.CLASS_NAMES, [str(name) for name in names])
 
     def write_metrics(self, metrics: dict) -> str:

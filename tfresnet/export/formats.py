@@ -98,6 +98,7 @@ def tflite_interpreter(path: str):
 
 
 def run_tflite(path: str, images: np.ndarray) -> dict[str, np.ndarray]:
+    """Runs a ``.tflite`` export's ``serving_default`` on a uint8 batch; returns its outputs by name."""
     runner = tflite_interpreter(path).get_signature_runner(SERVING_DEFAULT)
     return runner(images=images)
 
@@ -120,6 +121,7 @@ def onnx_unavailable_reason() -> str | None:
 
 
 def onnxruntime_missing() -> bool:
+    """True when ``onnxruntime`` does not import, so an ONNX export cannot be verified here."""
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
@@ -166,6 +168,7 @@ def export_onnx(model, path: str, *, image_size=None, opset: int | None = None) 
 
 
 def run_onnx(path: str, images: np.ndarray) -> dict[str, np.ndarray]:
+    """Runs an ``.onnx`` export on a uint8 batch with onnxruntime; returns its outputs by name."""
     try:
         import onnxruntime
     except ImportError as err:

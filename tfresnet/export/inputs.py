@@ -84,6 +84,7 @@ def check_class_names(class_names, num_classes) -> list[str]:
 
 
 def check_resize_mode(resize_mode: str) -> str:
+    """Returns `resize_mode` if it is one of `RESIZE_MODES`, else raises ValueError naming it."""
     if resize_mode not in RESIZE_MODES:
         raise ValueError(f"resize_mode must be one of {RESIZE_MODES}. Received resize_mode={resize_mode!r}")
     return resize_mode

@@ -72,11 +72,12 @@ def ConvNet(
 ):
     """Conv-ReLU(-MaxPool) stages, then flatten, dropout and the classifier.
 
+    The other arguments are the common ones of every tfresnet family.
+
     Args:
         stages: ``(filters, kernel_size, strides, pool_size)`` per stage (``pool_size`` None for
             no pool), or keras.io's ``(filters, kernel_size)``: stride 1 and a 2x2 pool.
         dropout: before the classifier; keras.io's example uses 0.5.
-        (The other arguments are the common ones of every tfresnet family.)
     """
     return build_model(
         name, lambda x: conv_stages(x, stages, l2=l2),

@@ -108,6 +108,7 @@ def MLP(
 
     Layers are named ``block1_conv``, ``block1_pool``, ..., ``flatten``, ``dense1``, ``dense2``,
     ..., ``predictions`` (``dense1_dropout``, ... before each hidden layer with `hidden_dropout`).
+    The other arguments are the common ones of every tfresnet family.
 
     Args:
         hidden_units: width of each hidden layer, input side first (may be empty: a linear
@@ -130,7 +131,6 @@ def MLP(
             fully connected layers, so the Nielsen convolutional nets that share this table
             keep their features.
         dropout: before the classifier.
-        (The other arguments are the common ones of every tfresnet family.)
 
     Returns:
         A `keras.Model`.

@@ -301,14 +301,15 @@ def MobileNetV2(
 ):
     """Builds MobileNet V2, layer for layer `keras.applications.MobileNetV2`.
 
+    `input_shape`, `include_top`, `pooling`, `classifier_activation`, `preprocessing` and `name`
+    are as in `MobileNetV1`.
+
     Args:
         alpha: width multiplier; block widths are ``make_divisible(int(c * alpha), 8)`` and the
             last 1x1 conv (1280) only grows, for alpha > 1, as in section 6.1.
         num_classes: outputs of the `predictions` layer.
         l2: L2 penalty on every convolution and dense kernel, depthwise kernels included.
         dropout: dropout rate before `predictions` (keras has none: 0.0).
-        input_shape, include_top, pooling, classifier_activation, preprocessing, name: as in
-            `MobileNetV1`.
 
     Returns:
         A `keras.Model`.
@@ -387,7 +388,8 @@ def MobileNetV3(
     """Builds MobileNet V3, layer for layer `keras.applications.MobileNetV3Small/Large`.
 
     keras' built-in ``Rescaling`` is not part of the network: pass ``preprocessing="tf"`` for
-    the same input scaling (the ImageNet weights expect it).
+    the same input scaling (the ImageNet weights expect it). `input_shape`, `pooling`,
+    `classifier_activation` and `preprocessing` are as in `MobileNetV1`.
 
     Args:
         variant: ``"small"`` or ``"large"``, a key of `MOBILENET_V3_ROWS`.
@@ -400,7 +402,6 @@ def MobileNetV3(
         l2: L2 penalty on every convolution kernel, depthwise and SE kernels included.
         dropout: dropout rate before `logits` (keras' default 0.2).
         name: model name; defaults to ``mobilenetv3_{variant}``.
-        input_shape, pooling, classifier_activation, preprocessing: as in `MobileNetV1`.
 
     Returns:
         A `keras.Model`.

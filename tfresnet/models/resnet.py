@@ -250,7 +250,8 @@ def SmallResNet(
     last two starting with stride 2), global average pooling and the classifier. Shortcuts are
     option A (`ZeroPadShortcut`), so the residual and the plain networks have the same
     parameters. Convs have no bias: batch norm follows each one, and there are no ImageNet
-    weights to stay compatible with.
+    weights to stay compatible with. `input_shape`, `num_classes`, `include_top`, `pooling`,
+    `classifier_activation`, `l2`, `dropout`, `drop_path` and `preprocessing` are as in `ResNet`.
 
     Args:
         depth: a key of `SMALL_RESNET_DEPTHS`: 20, 32, 44, 56 or 110.
@@ -260,8 +261,6 @@ def SmallResNet(
             hard enough for depth to matter (`tfresnet.reproduce.degradation`).
         bn_momentum: batch-norm moving-average momentum, in [0, 1) (see `SMALL_BN_MOMENTUM`).
         name: model name; defaults to ``"resnet{depth}"`` or ``"plain{depth}"``.
-        input_shape, num_classes, include_top, pooling, classifier_activation, l2, dropout,
-            drop_path, preprocessing: as in `ResNet`.
 
     Returns:
         A `keras.Model`.

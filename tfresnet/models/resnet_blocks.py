@@ -185,7 +185,11 @@ def bottleneck_block_v1(
         filters: channels of the bottleneck; the block outputs ``4 * filters``.
         stride: stride of the first 1x1 conv and of the projection shortcut.
         shortcut: ``"projection"``, ``"zero_pad"`` or None, as in `basic_block_v1`.
-        use_bias, l2, drop_rate, bn_momentum, name: as in `basic_block_v1`.
+        use_bias: as in `basic_block_v1`.
+        l2: as in `basic_block_v1`.
+        drop_rate: as in `basic_block_v1`.
+        bn_momentum: as in `basic_block_v1`.
+        name: as in `basic_block_v1`.
 
     Returns:
         The block's output tensor, from the layer `{name}_out`.
@@ -235,7 +239,10 @@ def basic_block_v2(
         x: input tensor (channels last).
         filters: output channels of both convs and of the block.
         stride: stride of the first 3x3 conv (and of the shortcut).
-        l2, drop_rate, bn_momentum, name: as in `basic_block_v1`.
+        l2: as in `basic_block_v1`.
+        drop_rate: as in `basic_block_v1`.
+        bn_momentum: as in `basic_block_v1`.
+        name: as in `basic_block_v1`.
 
     Returns:
         The block's output tensor, from the layer `{name}_out`.
@@ -257,7 +264,10 @@ def bottleneck_block_v2(
         x: input tensor (channels last).
         filters: channels of the bottleneck; the block outputs ``4 * filters``.
         stride: stride of the 3x3 conv (and of the shortcut).
-        l2, drop_rate, bn_momentum, name: as in `basic_block_v1`.
+        l2: as in `basic_block_v1`.
+        drop_rate: as in `basic_block_v1`.
+        bn_momentum: as in `basic_block_v1`.
+        name: as in `basic_block_v1`.
 
     Returns:
         The block's output tensor, from the layer `{name}_out`.

@@ -48,6 +48,7 @@ class Budget:
     width: int = 16
 
     def epochs(self) -> int:
+        """The budget's iterations in epochs of the training digits, rounded."""
         return round(self.iterations / (self.steps_per_epoch or -(-TRAIN_DIGITS // BATCH_SIZE)))
 
 

@@ -220,7 +220,8 @@ class EpochClock(keras.callbacks.Callback):
 
     Args:
         examples_per_epoch: examples one epoch trains on.
-        seconds, examples: the totals so far (from earlier phases).
+        seconds: the seconds so far (from earlier phases).
+        examples: the examples so far (from earlier phases).
     """
 
     def __init__(self, examples_per_epoch: int, *, seconds: float = 0.0, examples: int = 0):
@@ -238,9 +239,11 @@ class EpochClock(keras.callbacks.Callback):
             self.examples += self.examples_per_epoch
 
     def get_state(self) -> dict:
+        """The totals so far, for the epoch backup."""
         return {"seconds": self.seconds, "examples": self.examples}
 
     def set_state(self, state: dict) -> None:
+        """Restores the totals from an epoch backup's `get_state`."""
         self.seconds = float(state.get("seconds", self.seconds))
         self.examples = int(state.get("examples", self.examples))
 

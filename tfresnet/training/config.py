@@ -333,9 +333,11 @@ class TrainConfig:
             raise ConfigError(f"tune.{key}: the value {value!r} is not valid: {err}") from None
 
     def to_dict(self) -> dict:
+        """The config as a plain dict (what ``config.json`` holds)."""
         return dataclasses.asdict(self)
 
     def to_json(self) -> str:
+        """The config as indented JSON, the text of ``config.json``."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
 
     @classmethod

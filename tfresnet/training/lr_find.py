@@ -64,6 +64,7 @@ class LRFindResult:
     stopped_early: str = ""
 
     def to_dict(self) -> dict:
+        """The result as a plain dict with the suggestion rule (what ``lr_find.json`` holds)."""
         return {**dataclasses.asdict(self), "rule": SUGGESTION_RULE}
 
 
