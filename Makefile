@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Quiet TensorFlow's C++ start-up chatter; errors still show.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean docs docs-serve
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +26,20 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check tfresnet tests recipes benchmarks scripts
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir build/docs-check
 	$(BIN)/python -m pytest -q -n 2 --timeout=900 tests
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check tfresnet tests recipes benchmarks scripts
 
+# The documentation site into site/, the notebooks executed smoke-sized (docs/hooks/notebooks.py;
+# minutes the first time, reused while a notebook is unchanged). make test builds it unexecuted.
+docs: $(VENV)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 TFRESNET_DOCS_EXECUTE=1 $(BIN)/mkdocs build --strict
+
+# The same site on http://127.0.0.1:8000, rebuilt as pages change.
+docs-serve: $(VENV)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 TFRESNET_DOCS_EXECUTE=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info
