@@ -7,7 +7,9 @@ arrived in Keras 3.6-3.8) are left out, and `Augmentation.missing` says which.
 
 Images are float32 in [0, 255] here, so every layer with a ``value_range`` gets (0, 255); the
 model's own `Preprocess` layer scales them afterwards. `tfresnet.data.load` applies the result to
-the training split only, after batching (MixUp and CutMix mix the examples of a batch).
+the training split only, after batching (MixUp and CutMix mix the examples of a batch). The same
+table drives the accelerator path: `tfresnet.training.augment` runs the layers `build_augmentation`
+makes inside the train step instead (``TrainConfig.augment_on="model"``).
 
 - ``light``: horizontal flips and small shifts.
 - ``standard``: flips, small rotations, zooms and shifts, and contrast changes.
@@ -31,7 +33,7 @@ import tensorflow as tf
 
 from tfresnet import keras_compat
 
-__all__ = ["AUGMENT_PRESETS", "EXPANSIONS", "Augmentation", "build_augmentation", "expand_arrays",
+__all__ = ["AUGMENT_PRESETS", "EXPANSIONS", "Augmentation", "OneOf", "build_augmentation", "expand_arrays",
            "list_augmentations"]
 
 _log = logging.getLogger(__name__)
@@ -116,7 +118,7 @@ def list_augmentations() -> list[str]:
     return list(AUGMENT_PRESETS)
 
 
-class _OneOf:
+class OneOf:
     """Applies one of several layers per batch, chosen uniformly at random."""
 
     def __init__(self, layers: Sequence[keras.layers.Layer], seed: int | None):
@@ -145,7 +147,7 @@ class Augmentation:
 
     Attributes:
         name: the preset's name, or ``"custom"``.
-        steps: the layers applied, in order (`_OneOf` groups included).
+        steps: the layers applied, in order (`OneOf` groups included).
         missing: names of preset layers the installed Keras lacks, left out.
         mixes_labels: whether a step mixes labels (MixUp, CutMix): labels must be one-hot.
     """
@@ -168,7 +170,7 @@ class Augmentation:
         for index, step in enumerate(self.steps):
             if key is not None:
                 step_key = tf.random.experimental.stateless_fold_in(key, index)
-                if isinstance(step, _OneOf):
+                if isinstance(step, OneOf):
                     data = step(data, training=True, key=step_key)
                     continue
                 _reseed(step, step_key)
@@ -180,7 +182,7 @@ class Augmentation:
 
     def __repr__(self):
         names = ", ".join(
-            repr(step) if isinstance(step, _OneOf) else type(step).__name__ for step in self.steps
+            repr(step) if isinstance(step, OneOf) else type(step).__name__ for step in self.steps
         )
         return f"Augmentation({self.name!r}: {names or 'nothing'})"
 
@@ -195,7 +197,7 @@ def _build_step(step, seed: int | None, missing: list[str]):
     name, spec = step
     if name == "OneOf":
         layers = [layer for sub in spec if (layer := _build_step(sub, seed, missing)) is not None]
-        return _OneOf(layers, seed) if layers else None
+        return OneOf(layers, seed) if layers else None
     cls = getattr(keras.layers, name, None)
     if cls is None:
         missing.append(name)

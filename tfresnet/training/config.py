@@ -35,7 +35,7 @@ TUNE_SAMPLINGS = ("linear", "log", "reverse_log")
 # differ in them would compare different questions.
 UNTUNABLE = frozenset({
     "tune", "data", "data_dir", "data_args", "validation_split", "monitor", "seed", "smoke",
-    "drop_empty_classes", "deterministic",
+    "drop_empty_classes", "deterministic", "augment_on",
     "gradient_flow",
     "verbose", "export", "steps_per_epoch", "tensorboard", "cache", "strategy", "weights",
     "fine_tune_from", "step_epochs", "model_args",
@@ -60,7 +60,7 @@ DATA_LOAD_ARGS: dict[str, tuple[str, Any]] = {
 }
 # The fields that decide what the trainer's data is, with the per-epoch cap: configs (e.g. a
 # search's trials) that agree on them can share one loaded dataset.
-DATA_FIELDS = ("data", "data_args", *dict.fromkeys(f for f, _ in DATA_LOAD_ARGS.values()), "steps_per_epoch")
+DATA_FIELDS = ("data", "data_args", *{f: 0 for f, _ in DATA_LOAD_ARGS.values()}, "steps_per_epoch", "augment_on")
 
 
 @dataclasses.dataclass
@@ -83,6 +83,7 @@ class TrainConfig:
     image_size: int | None = None        # square side; None keeps the dataset's own size
     resize_mode: Literal["resize", "crop", "pad"] = "resize"
     augment: str = "none"                # an augmentation preset name
+    augment_on: Literal["data", "model"] = "data"  # tf.data on the CPU, or the train step (training/augment.py)
     validation_split: float = 0.1
     cache: bool = True                   # cache decoded images in memory
     # A class with no usable training image (all its files skipped) is an error before training;

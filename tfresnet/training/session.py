@@ -31,6 +31,7 @@ from tfresnet.console import progress_verbose
 from tfresnet.models.registry import create_model
 from tfresnet.models.transfer import fetch_imagenet_weights
 from tfresnet.runs import RunDir
+from tfresnet.training import augment as device_augment
 from tfresnet.training import finetune, multiworker, phases, report
 from tfresnet.training.callbacks import AtomicBackupAndRestore, EpochClock, make_callbacks
 from tfresnet.training.config import ConfigError, TrainConfig
@@ -85,7 +86,10 @@ def load_data(config: TrainConfig):
     from tfresnet import data as data_lib
 
     try:
-        return data_lib.load(config.data, **config.data_load_args())
+        args = config.data_load_args()
+        if config.augment_on == "model":  # the train step augments (tfresnet.training.augment)
+            args["augment"] = "none"
+        return data_lib.load(config.data, **args)
     except data_lib.EmptyClassError as err:
         raise ConfigError(str(err)) from None
 
@@ -197,7 +201,8 @@ def compile_model(model, config: TrainConfig, steps_per_epoch: int, *, epochs: i
         optimizer=OPTIMIZERS[config.optimizer](config, lr),
         loss=make_loss(config.output, config.label_smoothing),
         metrics=make_metrics(),
-        jit_compile=_jit_compile(config),
+        # Not XLA when the train step warps images with ops it lacks (`device_augment.allows_jit`).
+        jit_compile=_jit_compile(config) if device_augment.allows_jit(model) else False,
         steps_per_execution=config.steps_per_execution,
     )
 
@@ -263,8 +268,11 @@ class Session:
     def build(self) -> keras.Model:
         """The registry model, frozen for phase 1 where the config freezes the backbone.
 
+        With ``augment_on="model"``, a `tfresnet.training.augment.DeviceAugmented` over it.
+
         Raises:
-            ConfigError: when the fine-tuning layer is not one of the model's, before any training.
+            ConfigError: when the fine-tuning layer is not one of the model's, or the backend
+                cannot augment in the train step, before any training.
         """
         config, data = self.config, self.data
         model = build_model(config, data.input_shape, data.num_classes)
@@ -279,6 +287,14 @@ class Session:
             head = finetune.head_layer_names(model, config.model,
                                              **{**config.model_args, "input_shape": tuple(data.input_shape)})
             finetune.freeze_backbone(model, head)
+        if config.augment_on == "model":
+            # The same graph and layers (freezing by name and weight files work unchanged), with
+            # the augmentation in its train step; `save` writes the model without it.
+            try:
+                device_augment.check_backend(config.augment_on)
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
+            model = device_augment.with_augmentation(model, config.augment, seed=config.seed)
         return model
 
     def enter(self, model, phase: Phase) -> None:
@@ -377,14 +393,15 @@ class Session:
                        class_names=list(self.data.class_names))
         self.save(model, run, history, metrics)
         return RunResult(run_dir=run.path, metrics={k: v for k, v in metrics.items() if k != "misclassified"},
-                         history=history, model=model, class_names=list(self.data.class_names))
+                         history=history, model=device_augment.inference_model(model),
+                         class_names=list(self.data.class_names))
 
     def save(self, model, run: RunDir, history, metrics: dict) -> None:
         """Writes ``model.keras``, ``class_names.json``, the plots and, last, ``metrics.json``.
 
         `metrics.json` comes last: a run holding it is finished (`RunDir.is_finished`).
         """
-        run.save_model(model)
+        run.save_model(device_augment.inference_model(model))  # no train-step augmentation
         run.write_class_names(self.data.class_names)
         if "accuracy" in metrics:
             report.plot_run(run.path, history, metrics, list(self.data.class_names))
