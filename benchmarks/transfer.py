@@ -70,7 +70,7 @@ MODES = {"feature extraction": _feature_extraction, "fine-tuning": lambda c: c, 
 def run_config(backbone: str, task: str, mode: str, *, weights_dir: str, data_dir: str):
     """The pets recipe's config for one row: its backbone, task and mode."""
     model, model_args, file_name = BACKBONES[backbone]
-    _, get_config = load_recipe(os.path.join(REPO, "recipes", "pets_transfer.py"))
+    _, get_config = load_recipe("pets_transfer")
     config = apply_overrides(get_config(), [
         f"model={model}", f"model_args={json.dumps(model_args)}",
         f"weights={os.path.join(weights_dir, file_name)}", f"data_dir={data_dir}",

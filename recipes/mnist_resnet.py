@@ -1,36 +1,10 @@
-"""ResNet-20 (He et al. 2015, sec 4.2) on MNIST: the main job of `make demo`.
+"""`tfresnet train mnist_resnet` from a checkout: runs the packaged recipe of that name.
 
 Run:
-    python recipes/mnist_resnet.py                      # mnist-sample, shipped with tfresnet
-    python recipes/mnist_resnet.py --set data=mnist --set data_dir=../shared/data
-    tfresnet train recipes/mnist_resnet.py --set smoke=true   # seconds, for tests
-
-Measured on a 2-core CPU (README.md, "Measured results"): on mnist-sample, 98.2% test accuracy
-after 6 epochs, 91 s in all; on full MNIST, 99.66% test accuracy after 6 epochs, about
-37 minutes. GPU: not measured (the GPU machines lent here have no TensorFlow for tf.data).
+    python recipes/mnist_resnet.py [--set key=value ...]
+    tfresnet recipes mnist_resnet   # its commands and measured results
 """
 
-from tfresnet.training import TrainConfig
-from tfresnet.training.cli import main
+from tfresnet.training.cli import recipe_script
 
-
-def get_config() -> TrainConfig:
-    """ResNet-20 on 28x28 digits with a one-cycle schedule."""
-    return TrainConfig(
-        model="resnet20",
-        data="mnist-sample",
-        validation_split=0.1,
-        augment="none",
-        optimizer="adam",
-        lr=3e-3,
-        schedule="onecycle",       # fast convergence in few epochs (Smith & Topin 2018)
-        epochs=6,
-        batch_size=128,
-        l2=1e-4,
-        label_smoothing=0.05,
-        seed=0,
-    )
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(get_config))
+get_config = recipe_script("mnist_resnet", __name__)

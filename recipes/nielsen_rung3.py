@@ -1,23 +1,10 @@
-"""Nielsen, NNDL chapter 6, rung 3: a second conv-pool, 40 filters 5x5 (sigmoid).
-
-Book: 99.06% test accuracy.
+"""`tfresnet train nielsen_rung3` from a checkout: runs the packaged recipe of that name.
 
 Run:
-    python recipes/nielsen_rung3.py --set data_dir=../shared/data
-    tfresnet bench --suite reproduce --rungs 3           # beside the book's figure
-    tfresnet train recipes/nielsen_rung3.py --set smoke=true   # seconds, for tests
-
-The row is `tfresnet.reproduce.nielsen.RUNGS[3]` (nielsen_conv2_sigmoid, 60 epochs, mini-batch
-10, eta 0.1); that module's docstring derives the L2 coefficient.
-Measured on the 2-core CPU machine, seed 0, with the faster equivalent (`tfresnet bench --suite
-reproduce --rungs 3 --batch-size 100`: mini-batch 100, eta 1.0): 99.00% test accuracy, 1,083 s.
-At the book's mini-batch 10 it has not been trained to the end here.
+    python recipes/nielsen_rung3.py [--set key=value ...]
+    tfresnet recipes nielsen_rung3   # its commands and measured results
 """
 
-from tfresnet.reproduce.nielsen import recipe, rung_config
-from tfresnet.training.cli import main
+from tfresnet.training.cli import recipe_script
 
-get_config = recipe(rung_config, 3)
-
-if __name__ == "__main__":
-    raise SystemExit(main(get_config))
+get_config = recipe_script("nielsen_rung3", __name__)

@@ -1,23 +1,10 @@
-"""Nielsen, NNDL chapter 6, rung 4: ReLU throughout, eta 0.03, L2 lambda 0.1.
-
-Book: 99.23% test accuracy.
+"""`tfresnet train nielsen_rung4` from a checkout: runs the packaged recipe of that name.
 
 Run:
-    python recipes/nielsen_rung4.py --set data_dir=../shared/data
-    tfresnet bench --suite reproduce --rungs 4           # beside the book's figure
-    tfresnet train recipes/nielsen_rung4.py --set smoke=true   # seconds, for tests
-
-The row is `tfresnet.reproduce.nielsen.RUNGS[4]` (nielsen_conv2_relu, 60 epochs, mini-batch
-10, eta 0.03); that module's docstring derives the L2 coefficient.
-Measured on the 2-core CPU machine, seed 0, with the faster equivalent (`tfresnet bench --suite
-reproduce --rungs 4 --batch-size 100`: mini-batch 100, eta 0.3): 99.21% test accuracy, 1,214 s.
-At the book's mini-batch 10 it has not been trained to the end here.
+    python recipes/nielsen_rung4.py [--set key=value ...]
+    tfresnet recipes nielsen_rung4   # its commands and measured results
 """
 
-from tfresnet.reproduce.nielsen import recipe, rung_config
-from tfresnet.training.cli import main
+from tfresnet.training.cli import recipe_script
 
-get_config = recipe(rung_config, 4)
-
-if __name__ == "__main__":
-    raise SystemExit(main(get_config))
+get_config = recipe_script("nielsen_rung4", __name__)

@@ -1,21 +1,10 @@
-"""Nielsen, NNDL chapter 6, rung 5: rung 4 on the training set expanded with one-pixel shifts (250,000 digits).
-
-Book: 99.37% test accuracy.
+"""`tfresnet train nielsen_rung5` from a checkout: runs the packaged recipe of that name.
 
 Run:
-    python recipes/nielsen_rung5.py --set data_dir=../shared/data
-    tfresnet bench --suite reproduce --rungs 5           # beside the book's figure
-    tfresnet train recipes/nielsen_rung5.py --set smoke=true   # seconds, for tests
-
-The row is `tfresnet.reproduce.nielsen.RUNGS[5]` (nielsen_conv2_relu, 60 epochs, mini-batch
-10, eta 0.03); that module's docstring derives the L2 coefficient. Measured on the 2-core CPU
-machine at batch 100, eta 0.3 (`--batch-size 100`), seed 0: 99.35% (31-40 s an epoch when alone on the machine).
+    python recipes/nielsen_rung5.py [--set key=value ...]
+    tfresnet recipes nielsen_rung5   # its commands and measured results
 """
 
-from tfresnet.reproduce.nielsen import recipe, rung_config
-from tfresnet.training.cli import main
+from tfresnet.training.cli import recipe_script
 
-get_config = recipe(rung_config, 5)
-
-if __name__ == "__main__":
-    raise SystemExit(main(get_config))
+get_config = recipe_script("nielsen_rung5", __name__)

@@ -9,13 +9,29 @@ registers tfresnet's Keras classes as soon as either is imported (`tfresnet._sta
 ``import tfresnet, keras; keras.saving.load_model("RUN_DIR/model.keras")`` works.
 """
 
+import configparser
 import importlib
+import importlib.metadata
 import importlib.util
+from pathlib import Path
 
 from tfresnet import _startup
 
 __all__ = ["create_model", "list_models", "get_model_spec", "predict", "evaluate", "lr_find", "__version__"]
-__version__ = "0.1.0"
+
+
+def _package_version() -> str:
+    """The installed distribution's version (setup.cfg's when it was installed); in a source
+    checkout on ``sys.path`` that was never installed, setup.cfg's own; else ``0+unknown``."""
+    try:
+        return importlib.metadata.version("tfresnet")
+    except importlib.metadata.PackageNotFoundError:
+        setup_cfg = configparser.ConfigParser()
+        setup_cfg.read(Path(__file__).resolve().parent.parent / "setup.cfg", encoding="utf-8")
+        return setup_cfg.get("metadata", "version", fallback="0+unknown")
+
+
+__version__ = _package_version()
 
 # Public name -> module that defines it, imported on first access (PEP 562).
 _LAZY = {

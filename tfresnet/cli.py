@@ -16,6 +16,8 @@ import importlib
 import sys
 from collections.abc import Callable
 
+from tfresnet import __version__
+
 __all__ = ["COMMANDS", "USAGE_ERRORS", "ArgumentParser", "add_debug_argument", "main", "run_command"]
 
 # Errors that mean "this input cannot be used": one line and exit code 2 (ConfigError and the
@@ -25,16 +27,17 @@ USAGE_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotAD
 
 # command -> (module, one-line help)
 COMMANDS = {
-    "train": ("tfresnet.training.cli", "train a recipe: tfresnet train recipes/NAME.py [--set key=value ...]"),
-    "list-models": ("tfresnet.models.profile", "list registered models with parameters and multiply-adds"),
+    "train": ("tfresnet.training.cli", "train a recipe: tfresnet train NAME|FILE.py [--set key=value ...]"),
+    "recipes": ("tfresnet.recipes", "list the packaged recipes, or show one: tfresnet recipes [NAME]"),
+    "list-models": ("tfresnet.model_table", "list registered models with parameters and multiply-adds"),
     "scan-data": ("tfresnet.data.scan", "validate an image dataset folder and report what would be skipped"),
     "export": ("tfresnet.export", "export a trained run as SavedModel, TFLite or ONNX"),
-    "tune": ("tfresnet.tuning.cli", "search a recipe's tune space: tfresnet tune recipes/NAME.py [--tuner random]"),
+    "tune": ("tfresnet.tuning.cli", "search a recipe's tune space: tfresnet tune NAME|FILE.py [--tuner random]"),
     "inspect": ("tfresnet.inspect.cli", "see inside a model: gradients, features, ideal images, attacks, Grad-CAM"),
     "bench": ("tfresnet.bench.cli", "benchmarks: tfresnet bench [--suite throughput|time-to-accuracy|serving|all]"),
     "predict": ("tfresnet.using.predict", "top-K classes of image files: tfresnet predict RUN_DIR|EXPORT_DIR IMAGE..."),
     "evaluate": ("tfresnet.using.evaluate", "a run's model on a dataset: tfresnet evaluate RUN_DIR --data NAME"),
-    "lr-find": ("tfresnet.training.lr_find", "learning-rate range test: tfresnet lr-find recipes/NAME.py"),
+    "lr-find": ("tfresnet.training.lr_find", "learning-rate range test: tfresnet lr-find NAME|FILE.py"),
 }
 
 
@@ -89,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = ArgumentParser(prog="tfresnet", description=__doc__.splitlines()[0])
     add_debug_argument(parser)
+    parser.add_argument("--version", action="version", version=f"tfresnet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command, (_module, help_text) in COMMANDS.items():
         sub.add_parser(command, help=help_text, add_help=False)

@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--data-dir", default=None,
                        help="folder with mnist.npz (default $TFRESNET_DATA_DIR)")
     group.add_argument("--recipes", nargs=2, default=None, metavar=("BASELINE", "CONTENDER"),
-                       help="recipe files to compare (default recipes/mnist_convnet.py recipes/mnist_fast.py)")
+                       help="recipes to compare, by name or file (default mnist_convnet mnist_fast)")
     group.add_argument("--targets", nargs="+", type=float, default=None, help="test accuracies (default 0.99 0.995)")
     group.add_argument("--max-seconds", type=float, default=180.0,
                        help="stop a recipe after this much training (default 180)")
@@ -102,9 +102,13 @@ def _check(args) -> list[str]:
     for target in args.targets or ():
         if not 0 < target <= 1:
             raise ValueError(f"--targets are accuracies in (0, 1]. Received {target}")
-    for path in args.recipes or ():
-        if not os.path.isfile(path):
-            raise ValueError(f"--recipes: no recipe file {path!r}")
+    from tfresnet import recipes
+
+    for recipe in args.recipes or ():
+        try:
+            recipes.locate(recipe)
+        except FileNotFoundError as err:
+            raise ValueError(f"--recipes: no recipe file {recipe!r}: {err}") from None
     import keras
 
     if keras.backend.backend() != "tensorflow":

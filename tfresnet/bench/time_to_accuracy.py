@@ -28,10 +28,9 @@ from tfresnet.bench.common import markdown_table
 
 __all__ = ["AccuracyProbe", "time_recipe", "run", "format_tables", "DEFAULT_RECIPES", "DEFAULT_TARGETS"]
 
-# (baseline, contender): every ratio is baseline time / contender time. Relative to the working
-# directory (the repository's root), never to where the package is installed: an installed
-# package has no recipes/ beside it.
-DEFAULT_RECIPES = (os.path.join("recipes", "mnist_convnet.py"), os.path.join("recipes", "mnist_fast.py"))
+# (baseline, contender): every ratio is baseline time / contender time. Packaged recipes
+# (`tfresnet.recipes`), so the suite runs from any folder.
+DEFAULT_RECIPES = ("mnist_convnet", "mnist_fast")
 DEFAULT_TARGETS = (0.99, 0.995)
 DEFAULT_PROBE_EVERY = 10_000  # examples: 6 probes an epoch of MNIST, ~1 s each on 2 CPU cores
 
@@ -132,7 +131,7 @@ def time_recipe(
     max_seconds: float | None = None,
     run_dir: str | None = None,
 ) -> dict:
-    """Trains the recipe at `path` (with `overrides`) until its targets, and times it.
+    """Trains the recipe `path` (a packaged name or a file) with `overrides` until its targets, and times it.
 
     Returns:
         recipe, model, parameters, the config's batch/epochs/optimiser/schedule, setup_seconds,
@@ -185,13 +184,13 @@ def time_recipe(
 
 
 def _check_recipes(recipes) -> None:
-    missing = [path for path in recipes if not os.path.isfile(path)]
-    if missing:
-        raise FileNotFoundError(
-            f"time-to-accuracy: no recipe file {missing[0]!r} (from {os.getcwd()}). The default recipes "
-            f"are {' and '.join(DEFAULT_RECIPES)} in the repository: run from its root, or pass "
-            f"--recipes BASELINE CONTENDER."
-        )
+    from tfresnet import recipes as packaged
+
+    for recipe in recipes:
+        try:
+            packaged.locate(recipe)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"time-to-accuracy: {err} Pass --recipes BASELINE CONTENDER.") from None
 
 
 def run(

@@ -1,13 +1,13 @@
 """``tfresnet train RECIPE`` and ``python recipes/NAME.py``: run a recipe.
 
-    tfresnet train recipes/mnist_fast.py --set epochs=3
-    python recipes/mnist_fast.py --print-config
+    tfresnet train mnist_fast --set epochs=3                  # a packaged recipe, by name
+    tfresnet train ./my_recipe.py --print-config              # a recipe file
     tfresnet train --resume runs/mnist_fast-20240101-120000   # continue a killed run
 
-A recipe is a Python file with ``get_config() -> TrainConfig``. This module loads it, applies
-``--set key=value`` overrides, trains, exports the SavedModel and prints a summary. Like
-`tfresnet.tuning.cli`, it sits above the trainer and `export` in the import graph, which is why
-the export step lives here and not in the trainer.
+A recipe is a module of `tfresnet.recipes` or a Python file, with ``get_config() -> TrainConfig``.
+This module loads it, applies ``--set key=value`` overrides, trains, exports the SavedModel and
+prints a summary. Like `tfresnet.tuning.cli`, it sits above the trainer and `export` in the
+import graph, which is why the export step lives here and not in the trainer.
 """
 
 from __future__ import annotations
@@ -20,34 +20,37 @@ import os
 import sys
 from collections.abc import Callable
 
-__all__ = ["load_recipe", "run_config", "main", "add_arguments", "run"]
+__all__ = ["load_recipe", "recipe_script", "run_config", "main", "add_arguments", "run"]
 
 
-def load_recipe(path: str) -> tuple[str, Callable]:
-    """Returns ``(name, get_config)`` of a recipe file.
+def load_recipe(recipe: str) -> tuple[str, Callable]:
+    """Returns ``(name, get_config)`` of a recipe: a packaged recipe's name or a recipe file's path.
 
-    A recipe is Python code and runs with the caller's rights: load only recipes you trust.
+    A bare name (``mnist_resnet``) is a module of `tfresnet.recipes` (``tfresnet recipes`` lists
+    them); anything else is a path. A recipe is Python code and runs with the caller's rights:
+    load only recipes you trust.
 
-    Recipes may build on each other (``from pets_transfer import get_config``), as when run with
-    ``python recipes/NAME.py``, where their folder is on ``sys.path``. Here the folder is on
+    A recipe file may build on a sibling file (``from my_base import get_config``), as when run
+    with ``python my_recipe.py``, where its folder is on ``sys.path``. Here the folder is on
     ``sys.path`` only while the recipe runs (its import, and each call of the returned
     ``get_config``), so that its files cannot shadow other modules afterwards.
 
     Raises:
-        FileNotFoundError: if `path` does not exist.
-        ValueError: if the file defines no ``get_config``.
+        FileNotFoundError: for an unknown name or a missing file.
+        ValueError: if the recipe defines no ``get_config``.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Recipe not found: {path}")
-    name = os.path.splitext(os.path.basename(path))[0]
+    from tfresnet import recipes
+
+    found = recipes.locate(recipe)
+    if found.module is not None:
+        return found.name, _get_config(importlib.import_module(found.module), recipe)
+    path, name = found.path, found.name
     folder = os.path.dirname(os.path.abspath(path))
     spec = importlib.util.spec_from_file_location(f"tfresnet_recipe_{name}", path)
     module = importlib.util.module_from_spec(spec)
     with _on_sys_path(folder):
         spec.loader.exec_module(module)
-    recipe_get_config = getattr(module, "get_config", None)
-    if not callable(recipe_get_config):
-        raise ValueError(f"Recipe {path} defines no get_config() function.")
+    recipe_get_config = _get_config(module, path)
 
     @functools.wraps(recipe_get_config)
     def get_config(*args, **kwargs):
@@ -55,6 +58,25 @@ def load_recipe(path: str) -> tuple[str, Callable]:
             return recipe_get_config(*args, **kwargs)
 
     return name, get_config
+
+
+def _get_config(module, recipe: str) -> Callable:
+    get_config = getattr(module, "get_config", None)
+    if not callable(get_config):
+        raise ValueError(f"Recipe {recipe} defines no get_config() function.")
+    return get_config
+
+
+def recipe_script(name: str, caller: str) -> Callable:
+    """A checkout's ``recipes/NAME.py``: ``get_config = recipe_script("NAME", __name__)``.
+
+    Returns the packaged recipe's ``get_config``; run as a script (`caller` is ``"__main__"``),
+    trains it as ``tfresnet train NAME`` does and exits with `main`'s code.
+    """
+    _, get_config = load_recipe(name)
+    if caller == "__main__":
+        raise SystemExit(main(get_config, name=name))
+    return get_config
 
 
 @contextlib.contextmanager
@@ -120,7 +142,8 @@ def print_summary(recipe: str, result, export_dir: str | None) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser, *, with_recipe: bool = True) -> None:
     if with_recipe:
-        parser.add_argument("recipe", nargs="?", help="path to a recipe file, e.g. recipes/mnist_resnet.py")
+        parser.add_argument("recipe", nargs="?",
+                            help="a packaged recipe's name (tfresnet recipes lists them) or a recipe file's path")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key (repeatable), e.g. --set epochs=3")
     parser.add_argument("--run-dir", default=None, help="output directory (default runs/<recipe>-<time>)")

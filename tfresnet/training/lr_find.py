@@ -240,7 +240,7 @@ def lr_find(config, *, steps: int = _DEFAULTS["steps"], min_lr: float = _DEFAULT
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the ``tfresnet lr-find`` arguments."""
-    parser.add_argument("recipe", help="path to a recipe file, e.g. recipes/mnist_resnet.py")
+    parser.add_argument("recipe", help="a packaged recipe's name (tfresnet recipes lists them) or a recipe file's path")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key (repeatable), as for tfresnet train")
     parser.add_argument("--steps", type=int, default=_DEFAULTS["steps"],

@@ -5,7 +5,7 @@
     print(result.table())                # one row per trial; also RUN_DIR/results.csv
     result.best_dir                      # the best trial's model, a training run directory
 
-or ``tfresnet tune recipes/tune_mnist.py --max-trials 6``. The search space is data in the
+or ``tfresnet tune tune_mnist --max-trials 6``. The search space is data in the
 recipe (`TrainConfig.tune`: lists are choices, ``{min, max, step, sampling}`` dicts are ranges);
 `ConfigHyperModel` maps each trial onto a copy of the config and trains it with the trainer's
 own pieces. Tuners by name: `TUNERS` (random, bayesian, grid, hyperband). Searches continue

@@ -1,8 +1,8 @@
 """``tfresnet tune RECIPE``: search a recipe's `tune` space, print the results, export the best.
 
-    tfresnet tune recipes/tune_mnist.py --max-trials 6
-    tfresnet tune recipes/tune_mnist.py --tuner bayesian --max-trials 20 --run-dir runs/mnist-search
-    tfresnet tune recipes/tune_mnist.py --workers 2 --run-dir runs/mnist-search   # 2 local workers
+    tfresnet tune tune_mnist --max-trials 6
+    tfresnet tune tune_mnist --tuner bayesian --max-trials 20 --run-dir runs/mnist-search
+    tfresnet tune tune_mnist --workers 2 --run-dir runs/mnist-search   # 2 local workers
 
 The same command again continues the search in its ``--run-dir`` (after a kill -9 too). The
 export step lives here, above both `tuning` and `export` in the import graph (as in
@@ -26,7 +26,7 @@ TUNER_NAMES = ("random", "bayesian", "grid", "hyperband")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the ``tfresnet tune`` arguments."""
-    parser.add_argument("recipe", help="a recipe file with a tune section, e.g. recipes/tune_mnist.py")
+    parser.add_argument("recipe", help="a recipe with a tune section: a packaged name (tune_mnist) or a file's path")
     parser.add_argument("--tuner", choices=TUNER_NAMES, default="random",
                         help="search algorithm (default random)")
     parser.add_argument("--max-trials", type=int, default=10,
@@ -51,7 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def worker_command(args: argparse.Namespace, run_dir: str) -> list[str]:
     """The command a local worker runs: this search's own arguments, without ``--workers``."""
-    command = [sys.executable, "-m", "tfresnet", "tune", os.path.abspath(args.recipe),
+    from tfresnet import recipes
+
+    command = [sys.executable, "-m", "tfresnet", "tune", recipes.locate(args.recipe).argument,
                "--tuner", args.tuner, "--max-trials", str(args.max_trials),
                "--run-dir", os.path.abspath(run_dir), "--rpc-timeout", str(args.rpc_timeout),
                "--max-consecutive-failed", str(args.max_consecutive_failed)]
