@@ -160,13 +160,27 @@ def _save(fig, path: str) -> str:
 
 
 def show_image(path: str, width: float = 8.0):
-    """Displays a PNG a run wrote (inline in a notebook); returns the matplotlib figure."""
+    """Displays a PNG a run wrote, inline in a notebook.
+
+    Returns an `IPython.display.Image` (a notebook shows it as the cell's output whatever the
+    matplotlib backend: tfresnet draws with Agg, whose figures a notebook would only print as
+    ``<Figure ...>``), or, without IPython, a matplotlib figure of the image.
+
+    Args:
+        path: the PNG.
+        width: the width to show it at, in inches (at 100 pixels an inch).
+    """
+    try:
+        from IPython.display import Image
+    except ImportError:
+        Image = None
+    if Image is not None:
+        return Image(filename=path, width=int(width * 100))
     import matplotlib.image as mpimg
     import matplotlib.pyplot as plt
 
     image = mpimg.imread(path)
-    height = width * image.shape[0] / image.shape[1]
-    fig, ax = plt.subplots(figsize=(width, height))
+    fig, ax = plt.subplots(figsize=(width, width * image.shape[0] / image.shape[1]))
     ax.imshow(image)
     ax.axis("off")
     return fig
