@@ -1,31 +1,41 @@
-"""Input-pipeline throughput: images/second for decode + resize + augment + batch.
+"""Can the input pipeline keep an accelerator fed? Pipeline, train step and whole step, both augmentation paths.
 
-Runs `tfresnet.data.load` on the Oxford-IIIT Pet sample (../shared/data/oxford_iiit_pet_sample)
-at 224x224 and times full passes over the training split, for each combination of
+For each model (default resnet50 and mobilenetv2) and batch size (default 32 and 64) at 224 px, on the
+Oxford-IIIT Pet sample (../shared/data/oxford_iiit_pet_sample) with the `standard` augmentation, and for
+both places it can run (`TrainConfig.augment_on`):
 
-- cache: ``none`` (every epoch reads and decodes the JPEGs) or ``memory`` (the first epoch fills
-  the cache with decoded, resized uint8 images; later epochs only shuffle, batch and augment);
-- augment: ``none`` and ``standard`` (flip, rotation, zoom, translation, contrast).
+- ``data``: the tf.data pipeline shuffles, batches and augments on the CPU cores; the train step trains;
+- ``model``: the pipeline only shuffles and batches; the train step augments on its device, then trains.
 
-Epoch 1 includes building the tf.data graph (and, cached, filling the cache): it is the "cold"
-number; the mean of the later epochs is the steady "warm" one. Validation of the image files
-(decoding each once with Pillow) is timed separately, cold, with an empty cache directory.
+it measures, in images/s:
 
-    python benchmarks/input_pipeline.py                       # ~1 minute on 2 CPU cores
-    python benchmarks/input_pipeline.py --epochs 5 --batch-size 64 --out /tmp/ip.json
+- **pipeline**: batches the training split delivers, read as `fit` reads them, once its in-memory cache
+  (decoded, resized uint8 images, filled by a first pass: the "cold" rate, decode included) is full;
+- **pipeline, 1 core**: the same with tf.data limited to one thread, from which the cores needed per
+  1,000 images/s follow (1000 / it): what a GPU user must provision;
+- **train step**: `fit` on one cached batch, repeated (no pipeline), the model path's step augmenting it;
+- **whole step**: `fit` on the pipeline.
 
-Writes JSON (default benchmarks/results/input_pipeline.json) and prints a table. Numbers depend
-on the CPU and on what else runs on it: compare runs from the same machine only.
+Steps are timed from batch-end to batch-end after warm-up steps, so tracing and compiling are left
+out. Everything goes through the trainer's own objects (`Session.open`, `build`, `compile`), so the
+model path is the one `augment_on="model"` trains with.
+
+    python benchmarks/input_pipeline.py          # full: 2 models x 2 batches x 2 paths, ~15 min on 2 cores
+    python benchmarks/input_pipeline.py --smoke  # seconds: 32 px, convnet, batch 4, 2 steps
+    python benchmarks/input_pipeline.py --set mixed_precision=mixed_float16   # on a GPU
+
+Writes JSON (default benchmarks/results/input_pipeline.json) and prints a table. Numbers depend on the
+machine and on what else runs on it: compare rows of one run only.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
-import json
+import itertools
 import os
 import platform
-import tempfile
 import time
 
 # Before TensorFlow is imported: its C++ start-up logging would clutter the table.
@@ -34,114 +44,157 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import tensorflow as tf
 
-from tfresnet import data
-from tfresnet.data.oxford_iiit_pet import index_directory
+from tfresnet.files import write_json_atomic
+from tfresnet.training.config import TrainConfig, apply_overrides
+from tfresnet.training.session import Session, precision_policy
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_DATA = os.path.join(REPO, "..", "shared", "data", "oxford_iiit_pet_sample")
+DEFAULT_DATA_DIR = os.path.join(REPO, "..", "shared", "data", "oxford_iiit_pet_sample")
 DEFAULT_OUT = os.path.join(REPO, "benchmarks", "results", "input_pipeline.json")
+PATHS = ("data", "model")
 
 
-def time_validation(data_dir: str) -> dict:
-    """Times validating every listed image with an empty cache (the cold path)."""
-    index = index_directory(data_dir)
-    paths = [f.path for f in index.files]
-    with tempfile.TemporaryDirectory() as cache:
-        start = time.perf_counter()
-        data.validate_images(paths, cache_dir=cache)
-        seconds = time.perf_counter() - start
-    return {"files": len(paths), "seconds": seconds, "files_per_s": len(paths) / seconds}
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    """How much to measure: the full run's sizes, or `--smoke`'s."""
+
+    image_size: int = 224
+    models: tuple = ("resnet50", "mobilenetv2")
+    batch_sizes: tuple = (32, 64)
+    warmup: int = 2           # train steps before timing (tracing, first allocations)
+    steps: int = 5            # train steps timed
+    pipeline_batches: int = 40
 
 
-def time_pipeline(data_dir: str, *, cache, augment, image_size, batch_size, epochs, cache_dir) -> dict:
-    """Times `epochs` full passes over the training split of one configuration."""
-    bundle = data.load(
-        "oxford_iiit_pet",
-        data_dir=data_dir,
-        image_size=image_size,
-        batch_size=batch_size,
-        augment=augment,
-        cache=cache,
-        cache_dir=cache_dir,
-        verbose=0,
+SMOKE = Sizes(image_size=32, models=("convnet",), batch_sizes=(4,), warmup=1, steps=2, pipeline_batches=2)
+
+
+class _BatchClock(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.ends = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.ends.append(time.perf_counter())
+
+
+def fit_rate(model, dataset, batch_size: int, sizes: Sizes) -> float:
+    """Images/s of `fit` over `dataset`'s batches, warm-up steps left out."""
+    clock = _BatchClock()
+    model.fit(dataset, steps_per_epoch=sizes.warmup + sizes.steps, epochs=1, verbose=0, callbacks=[clock],
+              shuffle=False)
+    seconds = clock.ends[-1] - clock.ends[sizes.warmup - 1]
+    return sizes.steps * batch_size / seconds
+
+
+def pipeline_rate(dataset, batches: int, *, one_thread: bool = False) -> dict:
+    """Images/s of a first pass over `dataset` (cold) and of `batches` batches after it (warm)."""
+    if one_thread:
+        options = tf.data.Options()
+        options.threading.private_threadpool_size = 1
+        options.threading.max_intra_op_parallelism = 1
+        dataset = dataset.with_options(options)
+    start, images = time.perf_counter(), 0
+    for x, _ in dataset:  # fills the in-memory cache
+        images += int(x.shape[0])
+    cold = images / (time.perf_counter() - start)
+    start, images = time.perf_counter(), 0
+    for x, _ in itertools.islice(dataset.repeat(), batches):
+        images += int(x.shape[0])
+    return {"cold": cold, "warm": images / (time.perf_counter() - start)}
+
+
+def measure_steps(session: Session, sizes: Sizes) -> dict:
+    """The train step alone (one cached batch) and the whole step (the pipeline) of one config."""
+    config = session.config
+    with precision_policy(config):
+        model = session.build()
+        session.compile(model)
+        # Its first batch, kept: the same element spec as the pipeline's, so both fits share one trace.
+        cached = session.train.take(1).cache().repeat()
+        train_step = fit_rate(model, cached, config.batch_size, sizes)
+        whole_step = fit_rate(model, session.train.repeat(), config.batch_size, sizes)
+    return {"train_step": train_step, "whole_step": whole_step,
+            "parameters": int(model.count_params()), "jit_compile": bool(model.jit_compile)}
+
+
+def run(args, sizes: Sizes) -> list[dict]:
+    """Every (batch size, path, model) row; the data of a (batch size, path) is loaded once."""
+    rows = []
+    for batch_size, path in itertools.product(sizes.batch_sizes, PATHS):
+        base = _config(args, sizes, sizes.models[0], batch_size, path)
+        session = Session.open(base)
+        pipeline = pipeline_rate(session.train, sizes.pipeline_batches)
+        one_core = pipeline_rate(session.train, sizes.pipeline_batches, one_thread=True)
+        for model in sizes.models:
+            config = dataclasses.replace(base, model=model)
+            steps = measure_steps(dataclasses.replace(session, config=config), sizes)
+            rows.append({
+                "model": model, "batch_size": batch_size, "augment_on": path,
+                "pipeline_cold": pipeline["cold"], "pipeline": pipeline["warm"],
+                "pipeline_one_core": one_core["warm"],
+                "cores_per_1000_images_per_s": 1000 / one_core["warm"], **steps,
+                "pipeline_over_train_step": pipeline["warm"] / steps["train_step"],
+                "whole_over_train_step": steps["whole_step"] / steps["train_step"],
+            })
+            print(_row(rows[-1]), flush=True)
+    return rows
+
+
+def _config(args, sizes: Sizes, model: str, batch_size: int, path: str) -> TrainConfig:
+    config = TrainConfig(
+        model=model, data=args.data, data_dir=os.path.abspath(args.data_dir), image_size=sizes.image_size,
+        batch_size=batch_size, augment=args.augment, augment_on=path, epochs=1, tensorboard=False,
+        export=False, verbose=0,
     )
-    n = bundle.num_examples["train"]
-    per_epoch = []
-    for _ in range(epochs):
-        start = time.perf_counter()
-        seen = 0
-        for images, _ in bundle.train:
-            seen += int(images.shape[0])
-        per_epoch.append(time.perf_counter() - start)
-        assert seen == n, (seen, n)
-    warm = per_epoch[1:] or per_epoch
-    return {
-        "cache": cache or "none",
-        "augment": augment,
-        "images_per_epoch": n,
-        "epoch_seconds": per_epoch,
-        "cold_images_per_s": n / per_epoch[0],
-        "warm_images_per_s": n / (sum(warm) / len(warm)),
-    }
+    return apply_overrides(config, args.set).validate()
+
+
+HEADER = (f"{'model':<12} {'batch':>5} {'augment on':<10} {'pipeline':>9} {'1 core':>8} {'cores/1k':>8} "
+          f"{'step':>8} {'whole':>8} {'pipe/step':>9} {'whole/step':>10}")
+
+
+def _row(r: dict) -> str:
+    return (f"{r['model']:<12} {r['batch_size']:>5} {r['augment_on']:<10} {r['pipeline']:>9.1f} "
+            f"{r['pipeline_one_core']:>8.1f} {r['cores_per_1000_images_per_s']:>8.2f} {r['train_step']:>8.1f} "
+            f"{r['whole_step']:>8.1f} {r['pipeline_over_train_step']:>9.2f} {r['whole_over_train_step']:>10.3f}")
+
+
+def _machine() -> dict:
+    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+            "tensorflow": tf.__version__, "keras": keras.__version__,
+            "gpus": [d.name for d in tf.config.list_physical_devices("GPU")]}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=DEFAULT_DATA, help="Oxford-IIIT Pet layout")
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--epochs", type=int, default=3, help="passes per configuration (>= 2)")
-    parser.add_argument("--augment", nargs="+", default=["none", "standard"])
+    parser.add_argument("--data", default="oxford_iiit_pet", help="a tfresnet.data name, or folder:PATH")
+    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    parser.add_argument("--augment", default="standard", help="an augmentation preset")
+    parser.add_argument("--models", nargs="+", help="registry names (default resnet50 mobilenetv2)")
+    parser.add_argument("--batch-sizes", nargs="+", type=int, help="default 32 64")
+    parser.add_argument("--steps", type=int, help="train steps timed (default 5)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a TrainConfig override for every row, e.g. mixed_precision=mixed_float16")
+    parser.add_argument("--smoke", action="store_true", help="32 px, convnet, batch 4, 2 steps: seconds")
     parser.add_argument("--out", default=DEFAULT_OUT, help="JSON file to write")
     args = parser.parse_args(argv)
+    sizes = SMOKE if args.smoke else Sizes()
+    chosen = {"models": tuple(args.models or ()), "batch_sizes": tuple(args.batch_sizes or ()),
+              "steps": args.steps}
+    sizes = dataclasses.replace(sizes, **{k: v for k, v in chosen.items() if v})
 
-    data_dir = os.path.abspath(args.data_dir)
-    validation = time_validation(data_dir)
-    runs = []
-    with tempfile.TemporaryDirectory() as cache_dir:
-        for cache in (None, "memory"):
-            for augment in args.augment:
-                runs.append(
-                    time_pipeline(
-                        data_dir, cache=cache, augment=augment, image_size=args.image_size,
-                        batch_size=args.batch_size, epochs=args.epochs, cache_dir=cache_dir,
-                    )
-                )
-    result = {
-        "benchmark": "input_pipeline",
-        "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "data_dir": data_dir,
-        "image_size": args.image_size,
-        "batch_size": args.batch_size,
-        "epochs": args.epochs,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "gpus": len(tf.config.list_physical_devices("GPU")),
-        },
-        "validation": validation,
-        "runs": runs,
-    }
+    print(f"{args.data} at {sizes.image_size} px, augment={args.augment!r}, {os.cpu_count()} CPUs; images/s")
+    print(HEADER, flush=True)
+    rows = run(args, sizes)
+    result = {"benchmark": "input_pipeline",
+              "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+              "data": args.data, "data_dir": os.path.abspath(args.data_dir), "augment": args.augment,
+              "overrides": args.set, "sizes": dataclasses.asdict(sizes), "machine": _machine(), "rows": rows}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
-
-    print(
-        f"Validation (Pillow, cold): {validation['files']} files in {validation['seconds']:.2f} s "
-        f"= {validation['files_per_s']:.0f} files/s"
-    )
-    print(f"Train split, {args.image_size}x{args.image_size}, batch {args.batch_size}, "
-          f"{os.cpu_count()} CPUs; images/s")
-    print(f"{'cache':<8} {'augment':<10} {'cold (epoch 1)':>15} {'warm (epochs 2+)':>17}")
-    for run in runs:
-        print(
-            f"{run['cache']:<8} {run['augment']:<10} {run['cold_images_per_s']:>15.0f} "
-            f"{run['warm_images_per_s']:>17.0f}"
-        )
-    print(f"Wrote {args.out}")
+    write_json_atomic(args.out, result, indent=2)
+    print(f"Goals: pipeline >= 2x the train step (pipe/step), whole step within 5% of it (whole/step >= 0.95). "
+          f"Wrote {args.out}")
     return 0
 
 
