@@ -18,8 +18,9 @@ Why a train-step override on a copy of the registry model's graph, not augmentat
   as ``model.keras``, and so every export and `predict`) is the plain model, and evaluation and
   `predict` on the training object never augment.
 
-TensorFlow backend (it traces `train_step`); on JAX the train step is a pure function of its
-state, which these stateful layers cannot join: `check_backend` refuses before anything runs.
+TensorFlow backend only: JAX's train step is a pure function of its state, and these stateful
+layers fail inside it (tried with Keras 3.15.1: RandomFlip raises in the jitted step), so
+`check_backend` refuses before anything runs.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class DeviceAugmented(keras.Model):
         self.choice_seed = keras.random.SeedGenerator(seed)
 
     def train_step(self, *args):
+        """Keras' train step on the batch augmented (`augment_batch`); the arguments are Keras'."""
         # TensorFlow and PyTorch pass (data,), JAX (state, data): augment the data, keep the rest.
         *state, data = args
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
