@@ -101,7 +101,7 @@ def test_mixing_on_the_device_makes_soft_labels_that_sum_to_one():
 
 def _config(**changes):
     return TrainConfig(model="convnet", data="mnist-sample", augment="mnist-shift", augment_on="model",
-                       batch_size=16, smoke=True, validation_split=0.02, deterministic=True,
+                       batch_size=16, steps_per_epoch=3, epochs=2, validation_split=0.02, deterministic=True,
                        tensorboard=False, jit_compile=False, export=False, verbose=0, **changes)
 
 
@@ -110,13 +110,29 @@ def two_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("device_augment")
     with pytest.MonkeyPatch.context() as patch:  # the plots take longer than the training here
         patch.setattr(report, "plot_run", lambda *args, **kwargs: None)
-        return [train(_config(), str(root / name)) for name in ("a", "b")]
+        runs = [train(_config(), str(root / name)) for name in ("a", "b")]
+        with pytest.raises(_Killed):
+            train(_config(), str(root / "resumed"), callbacks=[_KillAfterFirstEpoch()])
+        return [*runs, train(_config(), str(root / "resumed"), resume=True)]
 
 
-def test_a_deterministic_run_with_device_augmentation_repeats_bit_for_bit(two_runs):
-    first, second = two_runs
-    assert first.history.equals(second.history)
-    for a, b in zip(first.model.get_weights(), second.model.get_weights(), strict=True):
+class _Killed(Exception):
+    pass
+
+
+class _KillAfterFirstEpoch(keras.callbacks.Callback):
+    """Stops the run once epoch 1's backup is written (it runs after the backup callback)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise _Killed
+
+
+@pytest.mark.parametrize("which", ["second run", "killed and resumed"])
+def test_a_deterministic_run_with_device_augmentation_repeats_bit_for_bit(two_runs, which):
+    # Resumed, the augmentation's generators continue from the backup's states.
+    first, other = two_runs[0], two_runs[1 if which == "second run" else 2]
+    assert len(first.history) == 2 and first.history.equals(other.history)
+    for a, b in zip(first.model.get_weights(), other.model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
