@@ -4,6 +4,7 @@ import time
 
 import keras
 import numpy as np
+import pytest
 
 from tfresnet.bench import time_to_accuracy as tta
 
@@ -78,3 +79,48 @@ def test_speedups_and_lower_bounds():
     assert rows[0]["speedup"] == 5.0 and rows[0]["bound"] is None
     # 99.5% reached by the contender only: the baseline trained 300 s without it, so >= 6x.
     assert rows[1]["speedup"] == 6.0 and rows[1]["bound"] == ">="
+
+
+def _fake_time_recipe(times):
+    """`time_recipe` replaced: seconds to 99% by (recipe, seed, overrides); None: not reached."""
+    calls = []
+
+    def fake(recipe, *, overrides, targets, probe_every, max_seconds):
+        seed = int(next(o for o in reversed(overrides) if o.startswith("seed="))[5:])
+        key = (recipe, seed, "label_smoothing=0.0" in overrides)
+        calls.append(key)
+        seconds = times[key]
+        hit = None if seconds is None else {"seconds": seconds, "examples": 100, "epochs": seconds / 10}
+        return {"recipe": recipe, "model": "m", "params": 1, "config": {"batch_size": 8}, "setup_seconds": 0.1,
+                "reached": {"0.99": hit, "0.995": None}, "final_accuracy": 0.99, "train_seconds": 30.0,
+                "probes": [{"accuracy": 0.991}]}
+
+    return fake, calls
+
+
+def test_seeds_medians_spread_speedups_and_ablation_rows(monkeypatch):
+    times = {("base", 0, False): 60.0, ("base", 1, False): 90.0, ("base", 2, False): 70.0,
+             ("fast", 0, False): 5.0, ("fast", 1, False): 7.0, ("fast", 2, False): 6.0,
+             ("fast", 0, True): 9.0, ("fast", 1, True): None, ("fast", 2, True): 8.0}
+    fake, calls = _fake_time_recipe(times)
+    monkeypatch.setattr(tta, "time_recipe", fake)
+    monkeypatch.setattr(tta, "_check_recipes", lambda recipes: None)
+    monkeypatch.setattr(tta, "recipe_ablations", lambda recipe: {"label smoothing": ["label_smoothing=0.0"]})
+    result = tta.run(recipes=("base", "fast"), seeds=3, ablation=True, smoke=True, log=lambda line: None)
+    assert len(calls) == 9 and {seed for _, seed, _ in calls} == {0, 1, 2}
+    base, fast, ablated = result["summaries"]
+    assert (base["reached"]["0.99"]["seconds"], base["reached"]["0.99"]["min"], base["reached"]["0.99"]["max"]) \
+        == (70.0, 60.0, 90.0)
+    assert fast["reached"]["0.99"]["seconds"] == 6.0 and fast["reached"]["0.995"] is None
+    # One seed of three missed: it counts as slower than both others, so the median is the slower hit.
+    assert ablated["variant"] == "label smoothing" and ablated["reached"]["0.99"]["seconds"] == 9.0
+    assert ablated["not_reached"]["0.99"] == 1 and ablated["reached"]["0.99"]["seeds_reached"] == 2
+    assert result["speedups"][0]["speedup"] == pytest.approx(70.0 / 6.0)
+    [row] = tta.ablation_rows(result)
+    assert row["trick"] == "label smoothing" and row["with"].startswith("6.0 s") and "1 missed" in row["without"]
+    assert "### Ablations" in tta.format_tables(result)
+
+
+def test_median_is_none_when_half_the_seeds_miss():
+    assert tta._median([3.0, None]) is None and tta._median([3.0, 1.0, None]) == 3.0
+    assert tta._median([4.0, 2.0]) == 3.0

@@ -69,7 +69,7 @@ def test_mnist_fast_trains_on_all_of_mnist_without_validation(shared_data_dir, t
     assert run_recipe("mnist_fast", "--set", f"data_dir={shared_data_dir}", "--set", "export=false",
                       "--run-dir", str(run_dir)) == 0
     config = json.loads((run_dir / "config.json").read_text())
-    assert (config["data"], config["model"], config["validation_split"]) == ("mnist", "convnet_fast", 0.0)
+    assert (config["data"], config["model"], config["validation_split"]) == ("mnist", "convnet_narrow", 0.0)
     history = pd.read_csv(run_dir / "history.csv")
     assert list(history["epoch"]) == [0]
     # No validation pass: the history keeps its val_ columns (the shared layout), but empty.

@@ -47,3 +47,11 @@ def test_schedule_serialises():
     s = LearningRate("onecycle", 0.2, 50, 5)
     again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(s))
     np.testing.assert_allclose(rates(again, [0, 7, 40]), rates(s, [0, 7, 40]))
+
+
+def test_triangular_rises_to_the_peak_then_falls_linearly_to_zero():
+    s = make_schedule(TrainConfig(schedule="triangular", lr=1.0, epochs=1), steps_per_epoch=100)
+    np.testing.assert_allclose(rates(s, [0, 15, 30, 65, 100]), [1 / 25, 1 / 25 + 0.5 * (1 - 1 / 25), 1.0, 0.5, 0.0],
+                               atol=1e-6)
+    warm = make_schedule(TrainConfig(schedule="triangular", lr=1.0, epochs=2, warmup_epochs=0.5), steps_per_epoch=10)
+    np.testing.assert_allclose(rates(warm, [5, 10, 20]), [1.0, 2 / 3, 0.0], atol=1e-6)

@@ -93,8 +93,11 @@ class TrainConfig:
     optimizer: Literal["sgd", "adam", "adamw", "rmsprop"] = "adam"
     lr: float = 1e-3                     # peak learning rate
     momentum: float = 0.9                # sgd / rmsprop
+    adam_beta_1: float = 0.9             # adam / adamw: decay of the gradient's running mean
+    adam_beta_2: float = 0.999           # adam / adamw: decay of the squared gradient's running mean
+    ema: float | None = None             # weights' moving-average momentum (e.g. 0.99): validated, saved, kept
     weight_decay: float = 0.0            # decoupled decay (adamw, sgd); l2 is the coupled one
-    schedule: Literal["constant", "step", "cosine", "onecycle"] = "constant"
+    schedule: Literal["constant", "step", "cosine", "onecycle", "triangular"] = "constant"
     warmup_epochs: float = 0.0           # linear warm-up from 0 before the schedule
     step_epochs: list = dataclasses.field(default_factory=list)  # "step": epochs where lr *= step_gamma
     step_gamma: float = 0.1
@@ -200,9 +203,11 @@ class TrainConfig:
         for key in ("l2", "weight_decay", "warmup_epochs", "fine_tune_epochs", "label_smoothing"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be >= 0. Received {key}={getattr(self, key)!r}")
-        for key in ("dropout", "drop_path", "validation_split", "label_smoothing"):
+        for key in ("dropout", "drop_path", "validation_split", "label_smoothing", "adam_beta_1", "adam_beta_2"):
             if not 0 <= getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be in [0, 1). Received {key}={getattr(self, key)!r}")
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise ConfigError(f"ema must be None or in (0, 1), e.g. 0.99. Received ema={self.ema!r}")
         for key in ("steps_per_epoch", "early_stopping", "reduce_lr_on_plateau", "image_size",
                     "gradient_flow"):
             value = getattr(self, key)

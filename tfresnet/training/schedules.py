@@ -2,10 +2,11 @@
 safe_mode=True.
 
 Kinds (`TrainConfig.schedule`): ``constant``, ``step`` (multiply by `gamma` at each boundary),
-``cosine`` (Loshchilov & Hutter 2017, no restarts) and ``onecycle`` (Smith & Topin 2018: rise
+``cosine`` (Loshchilov & Hutter 2017, no restarts), ``onecycle`` (Smith & Topin 2018: rise
 from peak/25 to the peak over the warm-up, default 30% of training, then cosine down to
-peak/25e4). Each may start with a linear warm-up from 0 (Goyal et al. 2017), which large batches
-need. `make_schedule` uses Keras' schedules where they have the shape; `LearningRate` is only
+peak/25e4) and ``triangular`` (airbench's shape: the same rise, then linear down to 0 at the
+last step). Each may start with a linear warm-up from 0 (Goyal et al. 2017), which large
+batches need. `make_schedule` uses Keras' schedules where they have the shape; `LearningRate` is only
 what they lack.
 """
 
@@ -28,7 +29,8 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
     """Learning rate at an optimizer step: the kinds Keras has no schedule for.
 
     Args:
-        kind: ``"constant"``, ``"step"`` (with or without a warm-up) or ``"onecycle"``; cosine is
+        kind: ``"constant"``, ``"step"`` (with or without a warm-up), ``"onecycle"`` or
+            ``"triangular"``; cosine is
             `keras.optimizers.schedules.CosineDecay`.
         peak: the learning rate after warm-up.
         total_steps: optimizer steps in the whole run.
@@ -38,7 +40,7 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(self, kind, peak, total_steps, warmup_steps=0, boundaries=(), gamma=0.1):
-        if kind not in ("constant", "step", "onecycle"):
+        if kind not in ("constant", "step", "onecycle", "triangular"):
             raise ValueError(f"Unknown schedule kind (cosine is keras.optimizers.schedules.CosineDecay). "
                              f"Received kind={kind!r}")
         self.kind = kind
@@ -52,11 +54,13 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
         step = ops.cast(step, "float32")
         peak = self.peak
         total = float(self.total_steps)
-        if self.kind == "onecycle":
+        if self.kind in ("onecycle", "triangular"):
             rise = float(self.warmup_steps or max(1, int(_ONECYCLE_PCT_START * total)))
             low = peak / _ONECYCLE_DIV
             up = low + (peak - low) * ops.minimum(step / rise, 1.0)
             t = ops.clip((step - rise) / max(total - rise, 1.0), 0.0, 1.0)
+            if self.kind == "triangular":
+                return ops.where(step < rise, up, peak * (1.0 - t))
             final = low / _ONECYCLE_FINAL_DIV
             down = final + (peak - final) * 0.5 * (1.0 + ops.cos(math.pi * t))
             return ops.where(step < rise, up, down)

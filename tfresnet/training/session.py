@@ -32,8 +32,8 @@ from tfresnet.models.registry import create_model
 from tfresnet.models.transfer import fetch_imagenet_weights
 from tfresnet.runs import RunDir
 from tfresnet.training import augment as device_augment
-from tfresnet.training import finetune, multiworker, phases, report
-from tfresnet.training.callbacks import AtomicBackupAndRestore, EpochClock, make_callbacks
+from tfresnet.training import averaging, finetune, multiworker, phases, report
+from tfresnet.training.callbacks import AtomicBackupAndRestore, AtomicModelCheckpoint, EpochClock, make_callbacks
 from tfresnet.training.config import ConfigError, TrainConfig
 from tfresnet.training.determinism import EpochSync
 from tfresnet.training.losses import make_loss, make_metrics
@@ -45,14 +45,18 @@ __all__ = ["Session", "Phase", "RunResult", "SMOKE_BATCHES", "smoke_config", "lo
 
 SMOKE_BATCHES = 3  # batches per split and epoch in a smoke run (training, validation and test)
 
-# An optimizer per name; `lr` is a float or a schedule.
+# An optimizer per name; `lr` is a float or a schedule. Each keeps an average of the weights
+# where the config's `ema` asks (`averaging.optimizer_args`).
 OPTIMIZERS = {
     "sgd": lambda c, lr: keras.optimizers.SGD(lr, momentum=c.momentum, nesterov=True,
-                                              weight_decay=c.weight_decay or None),
-    "adam": lambda c, lr: keras.optimizers.Adam(lr, weight_decay=c.weight_decay or None),
-    "adamw": lambda c, lr: keras.optimizers.AdamW(lr, weight_decay=c.weight_decay),
+                                              weight_decay=c.weight_decay or None, **averaging.optimizer_args(c)),
+    "adam": lambda c, lr: keras.optimizers.Adam(lr, beta_1=c.adam_beta_1, beta_2=c.adam_beta_2,
+                                                weight_decay=c.weight_decay or None, **averaging.optimizer_args(c)),
+    "adamw": lambda c, lr: keras.optimizers.AdamW(lr, beta_1=c.adam_beta_1, beta_2=c.adam_beta_2,
+                                                  weight_decay=c.weight_decay, **averaging.optimizer_args(c)),
     "rmsprop": lambda c, lr: keras.optimizers.RMSprop(lr, momentum=c.momentum,
-                                                      weight_decay=c.weight_decay or None),
+                                                      weight_decay=c.weight_decay or None,
+                                                      **averaging.optimizer_args(c)),
 }
 
 
@@ -320,6 +324,9 @@ class Session:
         callbacks = make_callbacks(config, run_dir, phase=phase.name, has_validation=self.validation is not None,
                                    best_so_far=best_so_far, clock=clock, probe=lambda: probe_batch(config))
         backup = next(c for c in callbacks if isinstance(c, AtomicBackupAndRestore))
+        if config.ema is not None:  # the monitors and the best checkpoint see the average
+            checkpoint = next(c for c in callbacks if isinstance(c, AtomicModelCheckpoint))
+            callbacks = averaging.with_averaged_weights(callbacks, first_monitor=checkpoint, backup=backup)
         with (keras_compat.multiworker_fit(model, self.train) if config.strategy == "multiworker"
               else contextlib.nullcontext()):
             fit = model.fit(
