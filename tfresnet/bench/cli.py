@@ -55,10 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--targets", nargs="+", type=float, default=None, help="test accuracies (default 0.99 0.995)")
     group.add_argument("--max-seconds", type=float, default=180.0,
                        help="stop a recipe after this much training (default 180)")
+    group.add_argument("--ablation", action="store_true",
+                       help="also time the contender once per seed with each of its ABLATIONS taken back")
     group = parser.add_argument_group("reproduce")
     group.add_argument("--rungs", default=None,
                        help="comma-separated: Nielsen rungs 1-7, ch5, degradation (default all)")
-    group.add_argument("--seeds", type=int, default=1, help="seeds per rung (default 1)")
+    group.add_argument("--seeds", type=int, default=None,
+                       help="seeds per rung (default 1); per time-to-accuracy recipe (default 3, --smoke 1)")
     group.add_argument("--run-root", default=None,
                        help="folder for the runs; a run a killed suite left there is resumed (default: a temp dir)")
     group = parser.add_argument_group("serving")
@@ -71,7 +74,8 @@ def _options(suite: str, args) -> dict:
         return {"models": args.models, "batch_size": args.batch_size, "overrides": args.overrides,
                 "smoke": args.smoke}
     if suite == "time-to-accuracy":
-        options = {"data_dir": args.data_dir, "max_seconds": args.max_seconds, "smoke": args.smoke}
+        options = {"data_dir": args.data_dir, "max_seconds": args.max_seconds, "smoke": args.smoke,
+                   "seeds": args.seeds or (1 if args.smoke else 3), "ablation": args.ablation}
         if args.recipes:
             options["recipes"] = tuple(args.recipes)
         if args.targets:
@@ -81,7 +85,7 @@ def _options(suite: str, args) -> dict:
         from tfresnet.bench.reproduce import parse_rungs
 
         parse_rungs(args.rungs)  # an unknown rung fails before anything trains
-        return {"rungs": args.rungs, "seeds": args.seeds, "data_dir": args.data_dir, "smoke": args.smoke,
+        return {"rungs": args.rungs, "seeds": args.seeds or 1, "data_dir": args.data_dir, "smoke": args.smoke,
                 "batch_size": args.batch_size, "run_root": args.run_root,
                 "out_path": os.path.join(args.out_dir, SUITES[suite][1])}
     options = {"models": args.serving_models, "smoke": args.smoke}
@@ -96,7 +100,8 @@ def _check(args) -> list[str]:
         suites = [s for s in SUITES if s not in NOT_IN_ALL]
     else:
         suites = list(dict.fromkeys(args.suite))
-    for key, value in (("--batch-size", args.batch_size), ("--max-seconds", args.max_seconds)):
+    for key, value in (("--batch-size", args.batch_size), ("--max-seconds", args.max_seconds),
+                       ("--seeds", args.seeds)):
         if value is not None and value <= 0:
             raise ValueError(f"{key} must be > 0. Received {key} {value}")
     for target in args.targets or ():
