@@ -87,8 +87,9 @@ def fit_rate(model, dataset, batch_size: int, sizes: Sizes) -> float:
     return sizes.steps * batch_size / seconds
 
 
-def pipeline_rate(dataset, batches: int, *, one_thread: bool = False) -> dict:
-    """Images/s of a first pass over `dataset` (cold) and of `batches` batches after it (warm)."""
+def pipeline_rate(dataset, batches: int, *, one_thread: bool = False, max_seconds: float = 20.0) -> dict:
+    """Images/s of a first pass over `dataset` (cold) and of `batches` batches after it (warm),
+    cut short after `max_seconds` (the one-thread rate of a slow augmentation would take minutes)."""
     if one_thread:
         options = tf.data.Options()
         options.threading.private_threadpool_size = 1
@@ -101,6 +102,8 @@ def pipeline_rate(dataset, batches: int, *, one_thread: bool = False) -> dict:
     start, images = time.perf_counter(), 0
     for x, _ in itertools.islice(dataset.repeat(), batches):
         images += int(x.shape[0])
+        if time.perf_counter() - start > max_seconds:
+            break
     return {"cold": cold, "warm": images / (time.perf_counter() - start)}
 
 
