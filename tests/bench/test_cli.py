@@ -11,6 +11,7 @@ from tfresnet.cli import main
 @pytest.mark.parametrize("args, message", [
     (["--targets", "99"], "--targets are accuracies in (0, 1]. Received 99.0"),
     (["--batch-size", "0"], "--batch-size must be > 0"),
+    (["--suite", "scaling", "--batch-sizes", "8", "0"], "--batch-sizes must be > 0. Received --batch-sizes 0"),
     (["--set", "lrr=0.1"], "lrr"),
     (["--recipes", "no_such.py", "recipes/mnist_fast.py"], "no recipe file 'no_such.py'"),
 ])
@@ -28,7 +29,7 @@ def _finite_positive(value):
 def test_smoke_runs_every_suite_and_writes_json(tmp_path, capsys):
     assert main(["bench", "--smoke", "--out-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    for suite in ("throughput", "time-to-accuracy", "serving"):
+    for suite in ("throughput", "time-to-accuracy", "serving", "scaling"):
         assert f"## {suite}" in out
 
     throughput = json.loads((tmp_path / "throughput.json").read_text())
@@ -55,3 +56,16 @@ def test_smoke_runs_every_suite_and_writes_json(tmp_path, capsys):
                     "signature_vs_predict"):
             assert _finite_positive(row[key]), key
     assert "| resnet20 |" in out  # the Markdown tables
+
+    scaling = json.loads((tmp_path / "scaling.json").read_text())
+    assert set(scaling["cpu"]["flags"]) >= {"avx2", "avx512f", "avx512_bf16", "amx_tile"}
+    status = {p["key"]: p["status"] for p in scaling["points"]}
+    assert status == {"batch/sigmoid_mlp_30x1/8": "done", "batch/sigmoid_mlp_30x1/32": "done",
+                      "dataset/mnist-sample": "done", "dataset/mnist": "done", "tuning/1": "skipped",
+                      "tuning/2": "skipped", "training/1": "skipped", "training/2": "skipped"}
+    points = {p["key"]: p for p in scaling["points"]}
+    assert _finite_positive(points["batch/sigmoid_mlp_30x1/32"]["examples_per_s"])
+    assert [points[f"dataset/{d}"]["train_examples"] for d in ("mnist-sample", "mnist")] == [128, 512]
+    assert all(len(points[f"dataset/{d}"]["epoch_seconds"]) == 2 for d in ("mnist-sample", "mnist"))
+    assert sorted(p.rsplit("/", 1)[-1] for p in scaling["figures"]) == ["scaling_batch.png", "scaling_dataset.png"]
+    assert all((tmp_path / p.rsplit("/", 1)[-1]).is_file() for p in scaling["figures"])

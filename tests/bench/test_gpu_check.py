@@ -1,5 +1,6 @@
 """scripts/gpu_check.py's path for the lent GPU machines (JAX, no TensorFlow), tried on this CPU
-with TensorFlow hidden from the import path."""
+with TensorFlow hidden from the import path: the race runs on arrays, the TF-only pipeline
+benchmark is skipped with its reason."""
 
 from __future__ import annotations
 
@@ -38,5 +39,10 @@ def test_gpu_check_smoke_runs_without_tensorflow(tmp_path, shared_data_dir):
     result = json.loads(out.read_text())
     assert result["backend"] == "jax" and result["tensorflow_importable"] is False
     assert result["throughput"]["rows"][0]["tfresnet_examples_per_s"] > 0
-    assert result["time_to_accuracy"]["stopped_by"] == "targets"  # reached 50% on 2,048 digits
+    race = result["time_to_accuracy"]
+    assert race["method"] == "arrays" and [r["recipe"] for r in race["runs"]] == ["mnist_convnet", "mnist_fast"]
+    assert race["runs"][1]["stopped_by"] == "targets"  # mnist_fast reached 50% on 2,048 digits
+    assert "needs KERAS_BACKEND=tensorflow (backend 'jax')" in result["input_pipeline"]["skipped"]
+    assert "input_pipeline: the input-pipeline benchmark runs tf.data" in done.stdout  # the reason, printed
     assert "needs 2 or more" in result["data_parallel"]["skipped"]
+    assert set(result["part_seconds"]) == {"throughput", "time_to_accuracy", "input_pipeline", "data_parallel"}

@@ -8,8 +8,9 @@
 
 Suites (`SUITES`): ``throughput`` (training examples/s of tfresnet and plain Keras side by side,
 multiply-adds, achieved FLOP/s and the fraction of a matmul peak measured in the same run),
-``time-to-accuracy`` (mnist_convnet against mnist_fast on full MNIST) and ``serving`` (the
-exported SavedModel's signature against `predict`).
+``time-to-accuracy`` (mnist_convnet against mnist_fast on full MNIST), ``serving`` (the
+exported SavedModel's signature against `predict`) and ``scaling`` (examples/s against batch
+size, epoch time against dataset size, tuning and training with 1 and 2 local workers).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ SUITES = {
     "time-to-accuracy": ("tfresnet.bench.time_to_accuracy", "time_to_accuracy.json"),
     "serving": ("tfresnet.bench.serving", "serving.json"),
     "reproduce": ("tfresnet.bench.reproduce", "reproduce.json"),
+    "scaling": ("tfresnet.bench.scaling", "scaling.json"),
 }
 # Suites `all` leaves out: hours of training (Nielsen's ladder, He et al.'s degradation).
 NOT_IN_ALL = ("reproduce",)
@@ -67,6 +69,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("serving")
     group.add_argument("--serving-models", nargs="+", default=None, help="default resnet20 mobilenetv2")
     group.add_argument("--serving-batch-sizes", nargs="+", type=int, default=None, help="default 1 64")
+    group = parser.add_argument_group("scaling (also --models, --data-dir, --set)")
+    group.add_argument("--parts", nargs="+", default=None, choices=("batch", "dataset", "tuning", "training"),
+                       help="default all (--smoke: batch dataset)")
+    group.add_argument("--batch-sizes", nargs="+", type=int, default=None, help="default 8 16 32 64 128 256")
 
 
 def _options(suite: str, args) -> dict:
@@ -81,6 +87,10 @@ def _options(suite: str, args) -> dict:
         if args.targets:
             options["targets"] = tuple(args.targets)
         return options
+    if suite == "scaling":
+        return {"parts": args.parts, "models": args.models, "batch_sizes": args.batch_sizes,
+                "data_dir": args.data_dir, "overrides": args.overrides, "smoke": args.smoke,
+                "out_path": os.path.join(args.out_dir, SUITES[suite][1])}
     if suite == "reproduce":
         from tfresnet.bench.reproduce import parse_rungs
 
@@ -104,6 +114,9 @@ def _check(args) -> list[str]:
                        ("--seeds", args.seeds)):
         if value is not None and value <= 0:
             raise ValueError(f"{key} must be > 0. Received {key} {value}")
+    for value in args.batch_sizes or ():
+        if value <= 0:
+            raise ValueError(f"--batch-sizes must be > 0. Received --batch-sizes {value}")
     for target in args.targets or ():
         if not 0 < target <= 1:
             raise ValueError(f"--targets are accuracies in (0, 1]. Received {target}")
