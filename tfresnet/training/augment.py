@@ -25,9 +25,15 @@ layers fail inside it (tried with Keras 3.15.1: RandomFlip raises in the jitted 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import keras
 
-from tfresnet.data.augment import Augmentation, OneOf, build_augmentation
+if TYPE_CHECKING:
+    from tfresnet.data.augment import Augmentation
+
+# tfresnet.data (TensorFlow's tf.data) is imported where a preset is built, not here: the session
+# imports this module, and it must import without TensorFlow on the JAX backend.
 
 __all__ = ["AUGMENT_ON", "DeviceAugmented", "augment_batch", "check_backend", "with_augmentation",
            "inference_model", "allows_jit"]
@@ -37,6 +43,8 @@ AUGMENT_ON = ("data", "model")
 
 
 def _layers(augmentation: Augmentation) -> list:
+    from tfresnet.data.augment import OneOf
+
     return [layer for step in augmentation.steps
             for layer in (step.layers if isinstance(step, OneOf) else [step])]
 
@@ -52,6 +60,8 @@ def augment_batch(augmentation: Augmentation, images, labels, choice_seed=None):
         ``(images, labels)``: images clipped to [0, 255]; labels mixed where a step mixes them
         (then one-hot float), else as given.
     """
+    from tfresnet.data.augment import OneOf
+
     data = {"images": images, "labels": labels}
     for step in augmentation.steps:
         if isinstance(step, OneOf) and len(step.layers) > 1:
@@ -110,6 +120,8 @@ def check_backend(augment_on: str) -> None:
 
 def with_augmentation(model: keras.Model, augment, *, seed: int | None) -> keras.Model:
     """`model` as a `DeviceAugmented` that augments with `augment` (a preset name), or itself for none."""
+    from tfresnet.data.augment import build_augmentation
+
     augmentation = build_augmentation(augment, seed=seed)
     if augmentation is None:
         return model
