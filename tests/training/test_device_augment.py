@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfresnet.data.augment import build_augmentation
 from tfresnet.data.pipeline import make_dataset
 from tfresnet.data.sources import SplitSource
 from tfresnet.runs import load_keras
@@ -29,7 +30,7 @@ def _device_batches(images, labels, preset, *, batch_size, seed=0):
     """What `fit` on a `DeviceAugmented` model trains on, batch by batch."""
     inputs = keras.Input(images.shape[1:])
     outputs = keras.layers.Dense(labels.shape[-1])(keras.layers.GlobalAveragePooling2D()(inputs))
-    augmentation = device_augment.build_augmentation(preset, seed=seed)
+    augmentation = build_augmentation(preset, seed=seed)
     model = _Seen(inputs, outputs, augmentation=augmentation, seed=seed)
     model.seen = []
     model.compile("sgd", keras.losses.CategoricalCrossentropy(from_logits=True), run_eagerly=True)
