@@ -9,7 +9,6 @@ needed to reproduce it (timm's `args.yaml` habit).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 import json
 import typing
@@ -18,18 +17,17 @@ from typing import Any, Literal
 from tfresnet.training.hints import (
     ConfigError,
     allowed,
+    check_keywords,
     check_type,
     is_number,
     parse_loose,
     parse_value,
+    tune_candidates,
     unknown_key_message,
 )
 
 __all__ = ["TrainConfig", "ConfigError", "apply_overrides", "tunable_keys", "is_integer_key"]
 
-# `tune` search spaces: the keys of a range, and how its values are spread.
-TUNE_RANGE_KEYS = ("min", "max", "step", "sampling")
-TUNE_SAMPLINGS = ("linear", "log", "reverse_log")
 # Fields a search may not vary: they say what the run is (its data, its validation set, the
 # metric that scores it) or how it runs, not how well the model learns. Comparing trials that
 # differ in them would compare different questions.
@@ -38,7 +36,7 @@ UNTUNABLE = frozenset({
     "drop_empty_classes", "deterministic", "augment_on",
     "gradient_flow",
     "verbose", "export", "steps_per_epoch", "tensorboard", "cache", "strategy", "weights",
-    "fine_tune_from", "step_epochs", "model_args",
+    "fine_tune_from", "step_epochs", "model_args", "teacher", "ema_weights", "precise_bn_each_epoch",
 })
 
 
@@ -96,6 +94,23 @@ class TrainConfig:
     adam_beta_1: float = 0.9             # adam / adamw: decay of the gradient's running mean
     adam_beta_2: float = 0.999           # adam / adamw: decay of the squared gradient's running mean
     ema: float | None = None             # weights' moving-average momentum (e.g. 0.99): validated, saved, kept
+    # With ema: the weights validation, the best checkpoint, the kept model and the export hold.
+    ema_weights: Literal["averaged", "raw"] = "averaged"
+    accumulate: int = 1                  # one update per K batches, their gradients averaged: K-times the batch
+    # Layer-wise rates (fastai's discriminative rates, timm's --layer-decay): each weight's rate
+    # is lr x layer_decay^depth, depth counted in blocks down from the head, times the lr_mult
+    # of the longest layer-name prefix it matches, e.g. {"block_1": 0.1}.
+    layer_decay: float | None = None
+    lr_mult: dict = dataclasses.field(default_factory=dict)
+    # Knowledge distillation: a finished run directory whose model's softened outputs (at
+    # distill_temperature) the student also learns; distill_alpha weighs them against the labels.
+    teacher: str | None = None
+    distill_temperature: float = 4.0
+    distill_alpha: float = 0.5
+    # Batch-norm statistics re-estimated over N training batches, weights fixed (Detectron2's
+    # PreciseBN): after training, and before each epoch's validation where precise_bn_each_epoch.
+    precise_bn: int = 0
+    precise_bn_each_epoch: bool = False
     weight_decay: float = 0.0            # decoupled decay (adamw, sgd); l2 is the coupled one
     schedule: Literal["constant", "step", "cosine", "onecycle", "triangular"] = "constant"
     warmup_epochs: float = 0.0           # linear warm-up from 0 before the schedule
@@ -193,14 +208,14 @@ class TrainConfig:
 
     def _check_ranges(self) -> None:
         """Counts, rates and fractions within their bounds."""
-        positive = ("epochs", "batch_size", "steps_per_execution")
+        positive = ("epochs", "batch_size", "steps_per_execution", "accumulate")
         for key in positive:
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1. Received {key}={getattr(self, key)!r}")
         for key in ("lr", "fine_tune_lr"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"{key} must be > 0. Received {key}={getattr(self, key)!r}")
-        for key in ("l2", "weight_decay", "warmup_epochs", "fine_tune_epochs", "label_smoothing"):
+        for key in ("l2", "weight_decay", "warmup_epochs", "fine_tune_epochs", "label_smoothing", "precise_bn"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be >= 0. Received {key}={getattr(self, key)!r}")
         for key in ("dropout", "drop_path", "validation_split", "label_smoothing", "adam_beta_1", "adam_beta_2"):
@@ -208,6 +223,15 @@ class TrainConfig:
                 raise ConfigError(f"{key} must be in [0, 1). Received {key}={getattr(self, key)!r}")
         if self.ema is not None and not 0 < self.ema < 1:
             raise ConfigError(f"ema must be None or in (0, 1), e.g. 0.99. Received ema={self.ema!r}")
+        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
+            raise ConfigError(
+                f"layer_decay must be None or in (0, 1], e.g. 0.7. Received layer_decay={self.layer_decay!r}")
+        if not all(is_number(v) and v >= 0 for v in self.lr_mult.values()):
+            raise ConfigError(f"lr_mult values must be numbers >= 0 (0 freezes). Received lr_mult={self.lr_mult!r}")
+        if not self.distill_temperature > 0 or not 0 <= self.distill_alpha <= 1:
+            raise ConfigError(
+                "distill_temperature must be > 0 and distill_alpha in [0, 1]. Received "
+                f"distill_temperature={self.distill_temperature!r}, distill_alpha={self.distill_alpha!r}")
         for key in ("steps_per_epoch", "early_stopping", "reduce_lr_on_plateau", "image_size",
                     "gradient_flow"):
             value = getattr(self, key)
@@ -278,13 +302,13 @@ class TrainConfig:
                 f"model_args.{clash[0]}: {self.model!r} fixes {clash[0]}={spec.fixed[clash[0]]!r}; "
                 f"it cannot be set. Received model_args={self.model_args!r}"
             )
-        _check_keywords("model_args", self.model_args, [spec.builder], f"model {self.model!r}",
+        check_keywords("model_args", self.model_args, [spec.builder], f"model {self.model!r}",
                         set_by=_MODEL_ARGS_FROM_CONFIG, skip=set(spec.fixed))
         dataset, argument = data_lib.get_dataset_spec(self.data)
         # The loader's first parameter is its LoadContext, and a prefixed name's argument
         # (folder:PATH) arrives as `path`; the rest of its own, and `load`'s, are free.
         skip = {next(iter(inspect.signature(dataset.loader).parameters)), "name", "dataset_kwargs", "options"}
-        _check_keywords("data_args", self.data_args, [dataset.loader, data_lib.load],
+        check_keywords("data_args", self.data_args, [dataset.loader, data_lib.load],
                         f"data {self.data!r}", set_by={key: field for key, (field, _) in DATA_LOAD_ARGS.items()},
                         skip=skip | ({"path"} if argument is not None else set()))
 
@@ -324,7 +348,7 @@ class TrainConfig:
                     f"tune.{key}: {key} cannot be tuned (it defines the run rather than how well "
                     f"it learns). Tunable keys: {', '.join(tunable_keys())}."
                 )
-            for value in _tune_candidates(key, spec):
+            for value in tune_candidates(key, spec, integer=is_integer_key(key)):
                 self._check_tune_value(key, value)
 
     def _check_tune_value(self, key: str, value: Any) -> None:
@@ -364,33 +388,6 @@ _MODEL_ARGS_FROM_CONFIG = {
 }
 
 
-def _check_keywords(field: str, given: dict, functions: list, owner: str, *, set_by: dict,
-                    skip: set) -> None:
-    """Raises ConfigError for a key of `given` that none of `functions` takes as a keyword.
-
-    The first function is the one the keys are for: if it takes ``**kwargs`` any key goes.
-    """
-    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    accepted = {name for function in functions
-                for name, p in inspect.signature(function).parameters.items() if p.kind in kinds}
-    accepted -= skip | set(set_by)
-    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD
-                     for p in inspect.signature(functions[0]).parameters.values())
-    for key in given:
-        if key in set_by:
-            raise ConfigError(
-                f"{field}.{key}: the trainer sets {key} from the config key {set_by[key]!r}; set "
-                f"that instead. Received {field}={given!r}"
-            )
-        if key not in accepted and not open_ended:
-            close = difflib.get_close_matches(key, sorted(accepted), n=3)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise ConfigError(
-                f"{field}.{key}: {owner} takes no argument {key!r}.{hint} Accepted: "
-                f"{', '.join(sorted(accepted)) or 'none'}. Received {field}={given!r}"
-            )
-
-
 def _hints() -> dict:
     return typing.get_type_hints(TrainConfig)
 
@@ -399,57 +396,6 @@ def tunable_keys() -> list[str]:
     """The config keys a `tune` search space may name (plus ``model_args.NAME`` entries)."""
     return [name for name, hint in _hints().items()
             if name not in UNTUNABLE and not {dict, list} & set(allowed(hint)[0])]
-
-
-def _tune_candidates(key: str, spec: Any) -> list:
-    """The values of one search-space entry to check: every choice, or both ends of a range.
-
-    Raises:
-        ConfigError: for an entry that is neither a list of choices nor a valid range.
-    """
-    if isinstance(spec, list):
-        if not spec:
-            raise ConfigError(f"tune.{key}: the list of choices is empty.")
-        if not all(isinstance(v, (str, int, float, bool)) for v in spec):
-            raise ConfigError(
-                f"tune.{key}: choices must be strings, numbers or booleans. Received {spec!r}"
-            )
-        # KerasTuner's Choice holds values of one type; ints and floats mix as numbers.
-        kinds = {bool if isinstance(v, bool) else float if is_number(v) else str for v in spec}
-        if len(kinds) > 1:
-            raise ConfigError(f"tune.{key}: choices must all be of one type. Received {spec!r}")
-        if len(set(spec)) != len(spec):
-            raise ConfigError(f"tune.{key}: choices repeat a value. Received {spec!r}")
-        return list(spec)
-    if not isinstance(spec, dict):
-        raise ConfigError(
-            f"tune.{key} must be a list of choices, e.g. [64, 128], or a range, e.g. "
-            f'{{"min": 1e-4, "max": 1e-2, "sampling": "log"}}. Received {spec!r}'
-        )
-    unknown = sorted(set(spec) - set(TUNE_RANGE_KEYS))
-    if unknown:
-        raise ConfigError(
-            f"tune.{key}: unknown range keys {unknown}; a range takes {', '.join(TUNE_RANGE_KEYS)}. "
-            f"Received {spec!r}"
-        )
-    low, high = spec.get("min"), spec.get("max")
-    if not (is_number(low) and is_number(high)):
-        raise ConfigError(f"tune.{key}: a range needs numeric min and max. Received {spec!r}")
-    if not low < high:
-        raise ConfigError(f"tune.{key}: min must be below max. Received {spec!r}")
-    sampling = spec.get("sampling", "linear")
-    if sampling not in TUNE_SAMPLINGS:
-        raise ConfigError(
-            f"tune.{key}: sampling must be one of {', '.join(TUNE_SAMPLINGS)}. Received {spec!r}"
-        )
-    if sampling != "linear" and low <= 0:
-        raise ConfigError(f"tune.{key}: {sampling} sampling needs min > 0. Received {spec!r}")
-    step = spec.get("step")
-    if step is not None and not (is_number(step) and step > 0):
-        raise ConfigError(f"tune.{key}: step must be a positive number. Received {spec!r}")
-    if is_integer_key(key) and not all(isinstance(v, int) for v in (low, high, step or 1)):
-        raise ConfigError(f"tune.{key}: {key} is an integer; min, max and step must be too. Received {spec!r}")
-    return [low, high]
 
 
 def is_integer_key(key: str) -> bool:
