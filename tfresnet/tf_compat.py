@@ -1,12 +1,14 @@
 """The one place tfresnet touches TensorFlow internals (`tensorflow.python`).
 
 Checked against TensorFlow 2.21.0 (`tf.__version__`); `tests/test_tf_compat.py` fails if the
-registry below changes. Only the tuner uses it (`tfresnet.tuning.tuners`, between trials).
+registry below changes. The tuner uses it (`tfresnet.tuning.tuners`, between trials), and the
+throughput benchmark reads profiler traces with it (`tfresnet.bench.trace`).
 """
 
 from __future__ import annotations
 
-__all__ = ["CHECKED_TENSORFLOW_VERSION", "custom_gradient_names", "forget_custom_gradients"]
+__all__ = ["CHECKED_TENSORFLOW_VERSION", "custom_gradient_names", "forget_custom_gradients", "read_xspace",
+           "tf_op_events"]
 
 CHECKED_TENSORFLOW_VERSION = "2.21.0"
 
@@ -42,3 +44,38 @@ def forget_custom_gradients(before: set[str] | None) -> None:
     registry = ops.gradient_registry._registry  # no public way to unregister (2.21)
     for name in custom_gradient_names() - before:
         registry.pop(name, None)
+
+
+def read_xspace(path: str):
+    """A TensorFlow profiler trace (``*.xplane.pb``, what ``tf.profiler.experimental`` writes) as
+    its XSpace protobuf message."""
+    # The schema ships with TensorFlow under its TSL tree (2.21), with no public import path;
+    # TensorBoard's profile plugin reads the same file with the same message.
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    space = xplane_pb2.XSpace()
+    with open(path, "rb") as f:
+        space.ParseFromString(f.read())
+    return space
+
+
+def tf_op_events(space):
+    """``(op name, op type, picoseconds)`` of every TensorFlow op the host executed in a trace.
+
+    TensorFlow's executor names each op event ``"scope/name:Type"`` on its compute threads
+    (`tf_Compute`, tf.data's threads); the events of the Python thread (eager calls, whole
+    ``tf.function`` calls) and the thread pools' own bookkeeping (``ThreadpoolListener::…``,
+    ``Iterator::…``) hold other events' time and are left out.
+    """
+    for plane in space.planes:
+        if plane.name != "/host:CPU":
+            continue
+        for line in plane.lines:
+            if line.name == "python":
+                continue
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name
+                if "::" in name or ":" not in name:
+                    continue
+                op_name, _, op_type = name.rpartition(":")
+                yield op_name, op_type.strip(), event.duration_ps

@@ -10,7 +10,7 @@ import keras
 import pytest
 from PIL import Image
 
-from tfresnet.bench import scaling
+from tfresnet.bench import common, scaling
 from tfresnet.bench.common import machine_info, write_result
 from tfresnet.bench.scaling_report import draw_figures, format_tables
 from tfresnet.cli import main
@@ -24,8 +24,8 @@ Flags:                   fpu sse2 avx2 avx512f amx_tile amx_bf16 avx512_vnni
 
 
 def test_cpu_features_read_lscpu_flags_and_cores(monkeypatch):
-    monkeypatch.setattr(scaling.shutil, "which", lambda name: "/usr/bin/lscpu")
-    monkeypatch.setattr(scaling.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, LSCPU, ""))
+    monkeypatch.setattr(common.shutil, "which", lambda name: "/usr/bin/lscpu")
+    monkeypatch.setattr(common.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, LSCPU, ""))
     cpu = scaling.cpu_features()
     assert cpu["model"] == "Intel(R) Xeon(R) Platinum 8480+" and cpu["physical_cores"] == 8
     assert cpu["flags"] == {"avx2": True, "avx512f": True, "avx512_bf16": False, "amx_tile": True,
@@ -110,7 +110,7 @@ def test_the_worker_commands_are_ones_tfresnet_accepts(tmp_path, capsys):
 
 def _result():
     cpu = {"model": "Test CPU", "physical_cores": 2, "usable_cpus": 2,
-           "flags": dict.fromkeys(scaling.CPU_FLAGS, False), "amx": False}
+           "flags": dict.fromkeys(common.CPU_FLAGS, False), "amx": False}
     batch = [{"key": f"batch/resnet20/{b}", "part": "batch", "status": "done", "model": "resnet20",
               "batch_size": b, "input": "28x28x1", "examples_per_s": rate} for b, rate in ((8, 200.0), (64, 600.0),
                                                                                         (256, 550.0))]

@@ -49,6 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "with eta scaled linearly (default: the book's 10)")
     group.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="TrainConfig override for the tfresnet side, e.g. steps_per_execution=4")
+    group.add_argument("--best-batch", action="store_true",
+                       help="first find each model's fastest batch, then compare the two sides there")
+    group.add_argument("--profile", action="store_true",
+                       help="trace one more round of tfresnet's steps with the TensorFlow profiler "
+                            "(OUT_DIR/profile/MODEL, for TensorBoard) and tabulate the time per op type")
     group = parser.add_argument_group("time-to-accuracy")
     group.add_argument("--data-dir", default=None,
                        help="folder with mnist.npz (default $TFRESNET_DATA_DIR)")
@@ -78,7 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _options(suite: str, args) -> dict:
     if suite == "throughput":
         return {"models": args.models, "batch_size": args.batch_size, "overrides": args.overrides,
-                "smoke": args.smoke}
+                "smoke": args.smoke, "best": args.best_batch,
+                "profile_dir": os.path.join(args.out_dir, "profile") if args.profile else None,
+                "out_path": os.path.join(args.out_dir, SUITES[suite][1])}
     if suite == "time-to-accuracy":
         options = {"data_dir": args.data_dir, "max_seconds": args.max_seconds, "smoke": args.smoke,
                    "seeds": args.seeds or (1 if args.smoke else 3), "ablation": args.ablation}
@@ -129,6 +136,9 @@ def _check(args) -> list[str]:
             raise ValueError(f"--recipes: no recipe file {recipe!r}: {err}") from None
     import keras
 
+    if getattr(args, "profile", False) and keras.backend.backend() != "tensorflow":
+        raise ValueError("--profile traces with the TensorFlow profiler; it needs KERAS_BACKEND=tensorflow, "
+                         f"the backend is {keras.backend.backend()!r}.")
     if keras.backend.backend() != "tensorflow":
         skipped = [s for s in suites if s in NEEDS_TENSORFLOW]
         if skipped and args.suite and "all" not in args.suite:

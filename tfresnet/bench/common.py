@@ -11,11 +11,14 @@ machines without TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 
@@ -26,8 +29,11 @@ from tfresnet.files import write_json_atomic
 
 __all__ = [
     "StepTimer",
+    "CPU_FLAGS",
     "accelerator",
     "alternate",
+    "cpu_features",
+    "peak_dtypes",
     "machine_info",
     "markdown_table",
     "measure_peak_flops",
@@ -56,6 +62,52 @@ def accelerator() -> str:
 
         return "gpu" if torch.cuda.is_available() else "cpu"
     return "cpu"
+
+
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def cpu_features() -> dict:
+    """The CPU's model, cores and the matrix-relevant instruction sets (``lscpu``'s flags).
+
+    Reads ``lscpu`` where it exists, else ``/proc/cpuinfo``; flags it cannot read are None.
+    """
+    fields = {}
+    if shutil.which("lscpu"):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, check=False).stdout
+            fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = fields.get("Flags")
+    if flags is None:
+        with contextlib.suppress(OSError):
+            with open("/proc/cpuinfo") as f:
+                lines = [line for line in f if line.startswith(("flags", "model name"))]
+            flags = next((line.split(":", 1)[1] for line in lines if line.startswith("flags")), None)
+            fields.setdefault("Model name", next((line.split(":", 1)[1].strip() for line in lines
+                                                  if line.startswith("model name")), None))
+    present = set(flags.split()) if flags is not None else None
+    cores = None
+    with contextlib.suppress(KeyError, ValueError):
+        cores = int(fields["Core(s) per socket"]) * int(fields["Socket(s)"])
+    return {
+        "model": fields.get("Model name"),
+        "physical_cores": cores,
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "flags": {flag: None if present is None else flag in present for flag in CPU_FLAGS},
+        "amx": None if present is None else any(f.startswith("amx") for f in present),
+    }
+
+
+def peak_dtypes() -> tuple[str, ...]:
+    """The precisions whose dense matmul peak a benchmark measures here: float32 everywhere, plus
+    bfloat16 and float16 on GPUs, and bfloat16 on CPUs with bf16 matrix hardware (AVX-512 BF16 or
+    AMX), where ``mixed_bfloat16`` is worth comparing with its own ceiling rather than float32's."""
+    if accelerator() == "gpu":
+        return ("float32", "bfloat16", "float16")
+    flags = cpu_features()["flags"]
+    return ("float32", "bfloat16") if flags["avx512_bf16"] or flags["amx_bf16"] else ("float32",)
 
 
 def _device_name() -> str:
@@ -101,8 +153,9 @@ def machine_info() -> dict:
 
 def _sync(x) -> None:
     # Asynchronous backends (JAX, TF on GPUs) return before the device has finished; fetching
-    # one element waits for the whole product without copying it to the host.
-    keras.ops.convert_to_numpy(x[0, 0])
+    # one element waits for the whole product without copying it to the host. Cast first: numpy
+    # has no bfloat16.
+    keras.ops.convert_to_numpy(keras.ops.cast(x[0, 0], "float32"))
 
 
 def measure_peak_flops(dtype: str = "float32", *, side: int | None = None, repeats: int = 5) -> dict:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,7 @@ from importlib import resources
 import keras
 import numpy as np
 
-from tfresnet.bench.common import accelerator, machine_info, read_result, write_result
+from tfresnet.bench.common import accelerator, cpu_features, machine_info, read_result, write_result
 
 __all__ = ["PARTS", "BATCH_SIZES", "cpu_features", "batch_point", "epoch_times", "run", "format_tables",
            "draw_figures"]
@@ -71,42 +70,6 @@ COMMAND_TIMEOUT_S = 1800
 # The smallest registry model stands in for both parts' models, so a smoke run traces in a second.
 SMOKE = {"models": ("sigmoid_mlp_30x1",), "batch_sizes": (8, 32), "steps": (2, 1, 1), "dataset": (128, 512),
          "dataset_batch": 64, "dataset_model": "sigmoid_mlp_30x1", "parts": ("batch", "dataset")}
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
-
-
-def cpu_features() -> dict:
-    """The CPU's model, cores and the matrix-relevant instruction sets (``lscpu``'s flags).
-
-    Reads ``lscpu`` where it exists, else ``/proc/cpuinfo``; flags it cannot read are None.
-    """
-    fields = {}
-    if shutil.which("lscpu"):
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, check=False).stdout
-            fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    flags = fields.get("Flags")
-    if flags is None:
-        with contextlib.suppress(OSError):
-            with open("/proc/cpuinfo") as f:
-                lines = [line for line in f if line.startswith(("flags", "model name"))]
-            flags = next((line.split(":", 1)[1] for line in lines if line.startswith("flags")), None)
-            fields.setdefault("Model name", next((line.split(":", 1)[1].strip() for line in lines
-                                                  if line.startswith("model name")), None))
-    present = set(flags.split()) if flags is not None else None
-    cores = None
-    with contextlib.suppress(KeyError, ValueError):
-        cores = int(fields["Core(s) per socket"]) * int(fields["Socket(s)"])
-    return {
-        "model": fields.get("Model name"),
-        "physical_cores": cores,
-        "logical_cpus": os.cpu_count(),
-        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "flags": {flag: None if present is None else flag in present for flag in CPU_FLAGS},
-        "amx": None if present is None else any(f.startswith("amx") for f in present),
-    }
-
-
 def _available_bytes() -> int | None:
     with contextlib.suppress(OSError, ValueError, StopIteration):
         with open("/proc/meminfo") as f:

@@ -25,6 +25,7 @@ in-memory arrays like the plain side, since the tf.data pipeline needs TensorFlo
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 
 import keras
@@ -37,10 +38,13 @@ from tfresnet.bench.common import (
     alternate,
     markdown_table,
     measure_peak_flops,
+    peak_dtypes,
     training_flops_per_example,
+    write_result,
 )
 
-__all__ = ["BENCH_MODELS", "BenchModel", "plain_resnet20", "bench_model", "run", "format_tables"]
+__all__ = ["BENCH_MODELS", "BenchModel", "PEAK_DTYPE", "plain_resnet20", "best_batch", "bench_model", "run",
+           "format_tables"]
 
 
 def plain_resnet20(input_shape, num_classes: int) -> keras.Model:
@@ -84,6 +88,7 @@ class BenchModel:
         batch_size: default batch per accelerator kind, ``{"cpu": ..., "gpu": ...}``.
         plain: ``(input_shape, num_classes) -> keras.Model``, the same architecture in plain Keras.
         plain_name: what `plain` is, for the tables.
+        candidates: batch sizes ``--best-batch`` tries per accelerator kind, ``{"cpu": (...)}``.
     """
 
     input_shape: tuple
@@ -91,19 +96,21 @@ class BenchModel:
     batch_size: dict
     plain: Callable[[tuple, int], keras.Model]
     plain_name: str
+    candidates: dict = dataclasses.field(default_factory=dict)
 
 
 # CPU batches are small so that `--suite all` fits in 15 minutes on 2 cores (training VGG-16 at
 # 224x224 is ~93 GFLOP an image, ResNet-50 ~25: seconds a step at these batches); GPU batches
 # are the usual ImageNet ones.
 BENCH_MODELS = {
-    "resnet20": BenchModel((28, 28, 1), 10, {"cpu": 128, "gpu": 512}, plain_resnet20, "hand-written ResNet-20"),
+    "resnet20": BenchModel((28, 28, 1), 10, {"cpu": 128, "gpu": 512}, plain_resnet20, "hand-written ResNet-20",
+                           {"cpu": (32, 64, 128, 256), "gpu": (256, 512, 1024)}),
     "resnet50": BenchModel((224, 224, 3), 1000, {"cpu": 8, "gpu": 128}, _application("ResNet50"),
-                           "keras.applications.ResNet50"),
+                           "keras.applications.ResNet50", {"cpu": (8, 16, 32, 64), "gpu": (64, 128, 256)}),
     "mobilenetv2": BenchModel((224, 224, 3), 1000, {"cpu": 16, "gpu": 128}, _application("MobileNetV2"),
-                              "keras.applications.MobileNetV2"),
+                              "keras.applications.MobileNetV2", {"cpu": (8, 16, 32, 64), "gpu": (64, 128, 256)}),
     "vgg16": BenchModel((224, 224, 3), 1000, {"cpu": 4, "gpu": 64}, _application("VGG16"),
-                        "keras.applications.VGG16"),
+                        "keras.applications.VGG16", {"cpu": (4, 8, 16), "gpu": (32, 64, 128)}),
 }
 
 # (warm-up steps, fewest timed steps a round, rounds) per accelerator kind. A round times as many
@@ -188,12 +195,41 @@ def _steps_per_round(fit, warmup: int, fewest: int, seconds: float) -> int:
     return max(fewest, min(200, round(seconds / step))) if step > 0 else fewest
 
 
+def best_batch(name: str, *, overrides: list[str] | None = None, log: Callable[[str], None] = print) -> dict:
+    """The batch of `BENCH_MODELS[name].candidates` at which tfresnet's training step is fastest.
+
+    Each candidate is timed on the tfresnet side alone (2 warm-up steps, then a round as
+    `bench_model` times one); the plain side is then compared at the winner, so each model is
+    compared where it runs best rather than at one batch for all.
+
+    Returns:
+        ``{"batch_size": best, "sweep": {batch: examples/s}}``.
+    """
+    from tfresnet.training.config import TrainConfig, apply_overrides
+    from tfresnet.training.session import precision_policy
+
+    spec, kind = BENCH_MODELS[name], accelerator()
+    sweep = {}
+    for batch_size in spec.candidates.get(kind, (spec.batch_size[kind],)):
+        keras.utils.set_random_seed(0)
+        config = apply_overrides(TrainConfig(model=name, batch_size=batch_size), list(overrides or []))
+        with precision_policy(config):
+            model, fit = _tfresnet_side(config, spec, batch_size)
+            timed = _steps_per_round(fit, STEPS[kind][0], STEPS[kind][1], ROUND_SECONDS[kind])
+            sweep[batch_size] = _rate(fit, timed, batch_size)
+        del model
+        keras.backend.clear_session()
+        log(f"  batch {batch_size}: {sweep[batch_size]:,.1f} ex/s")
+    return {"batch_size": max(sweep, key=sweep.get), "sweep": sweep}
+
+
 def bench_model(
     name: str,
     *,
     batch_size: int | None = None,
     steps: tuple[int, int, int] | None = None,
     overrides: list[str] | None = None,
+    profile_dir: str | None = None,
 ) -> dict:
     """Times tfresnet's and plain Keras's training step for one model of `BENCH_MODELS`.
 
@@ -204,6 +240,8 @@ def bench_model(
             as many timed steps as fill `ROUND_SECONDS`.
         overrides: ``key=value`` edits of the tfresnet side's `TrainConfig` (e.g.
             ``steps_per_execution=4``); the plain side stays a plain ``compile()``.
+        profile_dir: where to trace one more round of tfresnet's steps with the TensorFlow
+            profiler (`tfresnet.bench.trace`); the row then holds its time per op type.
 
     Returns:
         A row: model, input, batch, parameters, multiply-adds per example, each side's
@@ -234,6 +272,11 @@ def bench_model(
                     _steps_per_round(theirs_fit, warmup, timed, seconds))
         rates = alternate({"tfresnet": lambda: _rate(ours_fit, timed, batch_size),
                            "keras": lambda: _rate(theirs_fit, timed, batch_size)}, rounds)
+        profile = None
+        if profile_dir is not None:
+            from tfresnet.bench.trace import profile_steps
+
+            profile = profile_steps(lambda: ours_fit(timed), profile_dir, model=ours, steps=timed)
     row = {
         "model": name,
         "plain": spec.plain_name,
@@ -250,19 +293,37 @@ def bench_model(
         "ratio": rates["tfresnet"]["median"] / rates["keras"]["median"],
         "steps": {"warmup": warmup, "timed": timed, "rounds": rounds},
         "mixed_precision": config.mixed_precision,
+        "profile": profile,
     }
     del ours, theirs
     keras.backend.clear_session()
     return row
 
 
+# The matmul peak a row is held against: that of the precision its matrix work runs in.
+PEAK_DTYPE = {None: "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
+
+
 def _efficiency(row: dict, peaks: dict) -> None:
     flops = training_flops_per_example(row["macs"])
+    dtype = PEAK_DTYPE[row["mixed_precision"]]
     row["training_flops_per_example"] = flops
+    row["peak_dtype"] = dtype
     for side in ("tfresnet", "keras"):
         achieved = row[f"{side}_examples_per_s"] * flops
         row[f"{side}_flops_per_s"] = achieved
-        row[f"{side}_fraction_of_peak"] = achieved / peaks["float32"]["flops_per_s"]
+        row[f"{side}_fraction_of_peak"] = achieved / peaks[dtype]["flops_per_s"]
+
+
+def _peaks(dtypes, side, before: dict | None = None) -> dict:
+    """Each precision's dense matmul peak, keeping the better of this and an earlier measurement:
+    another process busy at one of them would otherwise lower the peak and flatter every fraction."""
+    peaks = dict(before or {})
+    for dtype in dtypes:
+        now = measure_peak_flops(dtype, side=side)
+        if dtype not in peaks or now["flops_per_s"] > peaks[dtype]["flops_per_s"]:
+            peaks[dtype] = now
+    return peaks
 
 
 def run(
@@ -271,44 +332,58 @@ def run(
     batch_size: int | None = None,
     overrides: list[str] | None = None,
     smoke: bool = False,
+    best: bool = False,
+    profile_dir: str | None = None,
+    out_path: str | None = None,
     log: Callable[[str], None] = print,
 ) -> dict:
     """The throughput suite: the peaks, then one row per model.
 
     `smoke` runs ResNet-20 alone with one timed step and a small peak matmul, in seconds.
+    `best` first finds each model's fastest batch (`best_batch`); `profile_dir` traces each
+    model's steps (`bench_model`). With `out_path`, the result so far is written after each model.
     """
     models = models or (["resnet20"] if smoke else list(BENCH_MODELS))
     unknown = [m for m in models if m not in BENCH_MODELS]
     if unknown:
         raise ValueError(f"No benchmark model {unknown}; choose from {', '.join(BENCH_MODELS)}.")
-    kind = accelerator()
     side = 256 if smoke else None
-    dtypes = ("float32", "bfloat16", "float16") if kind == "gpu" else ("float32",)
-    peaks = {dtype: measure_peak_flops(dtype, side=side) for dtype in dtypes}
+    dtypes = list(peak_dtypes())
+    for mixed in overrides or []:  # a mixed-precision run is held against its own precision's peak
+        if mixed.startswith("mixed_precision="):
+            dtypes.append(PEAK_DTYPE.get(mixed.partition("=")[2] or None, "float32"))
+    dtypes = list(dict.fromkeys(dtypes))
+    peaks = _peaks(dtypes, side)
     log("peak dense matmul: " + ", ".join(f"{d} {p['flops_per_s'] / 1e9:,.0f} GFLOP/s" for d, p in peaks.items()))
-    rows = []
+    result = {"peaks": peaks, "overrides": list(overrides or []), "smoke": smoke, "rows": []}
     for name in models:
+        chosen = {"batch_size": batch_size, "sweep": None}
+        if best and not batch_size:
+            log(f"best batch for {name} ...")
+            chosen = best_batch(name, overrides=overrides, log=log)
         log(f"timing {name} ...")
-        row = bench_model(name, batch_size=(8 if smoke and not batch_size else batch_size),
-                          steps=SMOKE_STEPS if smoke else None, overrides=overrides)
+        row = bench_model(name, batch_size=chosen["batch_size"] or (8 if smoke else None),
+                          steps=SMOKE_STEPS if smoke else None, overrides=overrides,
+                          profile_dir=None if profile_dir is None else os.path.join(profile_dir, name))
+        row["batch_sweep"] = chosen["sweep"]
         log(f"  tfresnet {row['tfresnet_examples_per_s']:,.1f} ex/s, keras {row['keras_examples_per_s']:,.1f} "
             f"ex/s, ratio {row['ratio']:.3f}")
-        rows.append(row)
-    # Measured again at the end, keeping the better: another process busy at the start would
-    # otherwise lower the peak and flatter every fraction.
-    for dtype in dtypes:
-        again = measure_peak_flops(dtype, side=side)
-        if again["flops_per_s"] > peaks[dtype]["flops_per_s"]:
-            peaks[dtype] = again
-    for row in rows:
         _efficiency(row, peaks)
-    return {"peaks": peaks, "overrides": list(overrides or []), "smoke": smoke, "rows": rows}
+        result["rows"].append(row)
+        if out_path:
+            write_result(out_path, "throughput", result)
+    result["peaks"] = peaks = _peaks(dtypes, side, peaks)  # measured again at the end, the better kept
+    for row in result["rows"]:
+        _efficiency(row, peaks)
+    return result
 
 
 def format_tables(result: dict) -> str:
-    """The suite's Markdown tables: throughput against plain Keras, then efficiency."""
+    """The suite's Markdown tables: throughput against plain Keras, efficiency, and where measured
+    the batch sweep and each model's time per op type."""
     rows = [dict(r, gmacs=r["macs"] / 1e9, tfresnet_tflops=r["tfresnet_flops_per_s"] / 1e12,
-                 tfresnet_pct=100 * r["tfresnet_fraction_of_peak"], keras_pct=100 * r["keras_fraction_of_peak"])
+                 tfresnet_pct=100 * r["tfresnet_fraction_of_peak"], keras_pct=100 * r["keras_fraction_of_peak"],
+                 peak=r.get("peak_dtype", "float32"))
             for r in result["rows"]]
     peaks = ", ".join(f"{d} {p['flops_per_s'] / 1e12:.3g} TFLOP/s" for d, p in result["peaks"].items())
     speed = markdown_table(rows, [
@@ -318,7 +393,19 @@ def format_tables(result: dict) -> str:
     ])
     efficiency = markdown_table(rows, [
         ("model", "model"), ("gmacs", "GMACs / example"), ("tfresnet_tflops", "achieved TFLOP/s"),
-        ("tfresnet_pct", "% of peak (tfresnet)"), ("keras_pct", "% of peak (Keras)"),
+        ("peak", "peak of"), ("tfresnet_pct", "% of peak (tfresnet)"), ("keras_pct", "% of peak (Keras)"),
     ])
-    return (f"### Training throughput (examples/s, median of alternating rounds)\n\n{speed}\n\n"
+    text = (f"### Training throughput (examples/s, median of alternating rounds)\n\n{speed}\n\n"
             f"### Efficiency (training = 3x forward; peak: dense matmul, {peaks})\n\n{efficiency}")
+    sweeps = [{"model": r["model"], "sweep": ", ".join(f"{b}: {v:,.1f}" for b, v in r["batch_sweep"].items())}
+              for r in result["rows"] if r.get("batch_sweep")]
+    if sweeps:
+        table = markdown_table(sweeps, [("model", "model"), ("sweep", "tfresnet ex/s by batch")])
+        text += f"\n\n### Best batch (tfresnet side alone)\n\n{table}"
+    for row in result["rows"]:
+        if row.get("profile"):
+            from tfresnet.bench.trace import format_profile
+
+            text += f"\n\n### Where {row['model']}'s step goes (batch {row['batch_size']})\n\n"
+            text += format_profile(row["profile"])
+    return text
