@@ -27,7 +27,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check tfresnet tests recipes benchmarks scripts
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/docs-check
-	$(BIN)/python -m pytest -q -n 2 --timeout=900 tests
+	$(BIN)/python -m pytest -q -n 2 --timeout=900 --durations=30 tests
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check tfresnet tests recipes benchmarks scripts

@@ -38,7 +38,8 @@ __all__ = ["CUSTOM_OBJECT_MODULES", "install", "register_custom_objects", "drop_
 # eagerly), so importing them while another tfresnet module is half-imported (that module's
 # `import keras` being the first) cannot meet a half-initialised module: one already in
 # sys.modules is skipped, and registers its classes when it finishes.
-CUSTOM_OBJECT_MODULES = ("tfresnet.models", "tfresnet.training.schedules", "tfresnet.training.losses")
+CUSTOM_OBJECT_MODULES = ("tfresnet.models", "tfresnet.training.schedules", "tfresnet.training.losses",
+                         "tfresnet.training.optimizers")
 
 # TensorFlow's default shows every C++ record; 2 keeps errors and fatal errors only.
 DEFAULT_TF_LOG_LEVEL = "2"

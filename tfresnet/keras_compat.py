@@ -28,6 +28,8 @@ __all__ = [
     "restore_random_state",
     "metric_direction",
     "multiworker_fit",
+    "optimizer_variable",
+    "uses_weight_decay",
 ]
 
 CHECKED_KERAS_VERSION = "3.15.1"
@@ -133,6 +135,22 @@ def metric_direction(metric: keras.metrics.Metric) -> str | None:
     """``"up"`` or ``"down"``: the way a metric improves, which Keras' monitors read in
     ``mode="auto"`` (Keras 3.15.1: the private ``Metric._direction``), or None if unknown."""
     return getattr(metric, "_direction", None)
+
+
+def optimizer_variable(optimizer, variable):
+    """The model variable (a `keras.Variable`, with its ``path``) an optimizer's `update_step` got.
+
+    Keras 3.15.1's TensorFlow optimizer calls ``update_step`` with the `tf.Variable` inside
+    (``_backend_update_step`` unwraps ``.value``), which has no path; the optimizer's own index
+    (``_get_variable_index``, as Adam's ``update_step`` uses it) leads back to the Keras variable.
+    """
+    return optimizer._trainable_variables[optimizer._get_variable_index(variable)]
+
+
+def uses_weight_decay(optimizer, variable) -> bool:
+    """Whether `optimizer` decays `variable` (Keras 3.15.1: ``_use_weight_decay``, which honours
+    ``exclude_from_weight_decay``)."""
+    return optimizer._use_weight_decay(variable)
 
 
 @contextlib.contextmanager

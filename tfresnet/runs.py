@@ -9,6 +9,7 @@ A run directory (``tfresnet train``, a tuner's ``best/``) holds::
     checkpoints/best.weights.h5                         backup/PHASE/     epoch backups (while training)
     phases/PHASE.weights.h5                             export/           SavedModel, TFLite, ONNX
     tensorboard/PHASE/  .lock
+    weights-raw.weights.h5 or weights-averaged.weights.h5   with ema: the set model.keras does not hold
 
 Everything that reads or writes one goes through `RunDir`, so a file name, the safe-mode model
 load and the atomic writes (`tfresnet.files.write_atomic`: a kill or a full disk leaves the
@@ -29,7 +30,7 @@ import json
 import os
 import shutil
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from tfresnet.files import write_atomic, write_json_atomic
 from tfresnet.training.config import ConfigError, TrainConfig
@@ -144,6 +145,9 @@ class RunDir:
     EXPORT = "export"
     TENSORBOARD = "tensorboard"
     LOCK = ".lock"
+    # With `ema`, the set of weights (`TrainConfig.ema_weights`) that model.keras does not hold,
+    # of the best checkpoint's epoch: set name -> its file.
+    EMA_WEIGHTS: ClassVar[dict] = {"raw": "weights-raw.weights.h5", "averaged": "weights-averaged.weights.h5"}
     # What a finished run holds: what serving and diagnostics read.
     FINISHED = (MODEL, CLASS_NAMES, CONFIG)
 
@@ -270,15 +274,47 @@ class RunDir:
         path = self.file(self.HISTORY)
         return pd.read_csv(path) if os.path.isfile(path) and os.path.getsize(path) else pd.DataFrame()
 
-    def load_model(self, *, compile: bool = False):
-        """``model.keras`` loaded with safe mode on (`load_keras`)."""
+    def load_model(self, *, compile: bool = False, weights: str | None = None):
+        """``model.keras`` loaded with safe mode on (`load_keras`).
+
+        Args:
+            compile: also restore the optimizer and loss.
+            weights: for a run trained with ``ema``, ``"averaged"`` or ``"raw"``: that set of
+                weights (the one ``model.keras`` holds, or the other from `EMA_WEIGHTS`); None:
+                ``model.keras``' own.
+
+        Raises:
+            FileNotFoundError: when the run holds no model (or not the other set's file).
+            ValueError: for `weights` on a run trained without ``ema``, or an unknown set.
+        """
         path = self.file(self.MODEL)
         if not os.path.isfile(path):
             raise FileNotFoundError(
                 f"{self.path} holds no {self.MODEL}: give a finished run directory (tfresnet train "
                 f"writes {self.MODEL} at the end of a run)."
             )
-        return load_keras(path, compile=compile)
+        other = self._other_weights(weights)
+        model = load_keras(path, compile=compile)
+        if other is not None:
+            model.load_weights(other)
+        return model
+
+    def _other_weights(self, weights: str | None) -> str | None:
+        """The file to load over model.keras for `weights`, or None when model.keras holds them."""
+        if weights is None:
+            return None
+        if weights not in self.EMA_WEIGHTS:
+            raise ValueError(f"weights must be one of {', '.join(self.EMA_WEIGHTS)}. Received weights={weights!r}")
+        config = self.config
+        if config.ema is None:
+            raise ValueError(f"weights={weights!r}: {self.path} was trained without ema, so it holds one set "
+                             f"of weights; leave the choice out.")
+        if weights == config.ema_weights:
+            return None
+        path = self.file(self.EMA_WEIGHTS[weights])
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{self.path} holds no {self.EMA_WEIGHTS[weights]} (the {weights} weights).")
+        return path
 
     # ----------------------------------------------------------------------------- writers
 

@@ -7,6 +7,8 @@ import keras
 import numpy as np
 import pytest
 
+from tfresnet import cli
+from tfresnet.runs import RunDir
 from tfresnet.training import averaging
 from tfresnet.training.callbacks import AtomicBackupAndRestore, AtomicModelCheckpoint, make_callbacks
 from tfresnet.training.config import ConfigError, TrainConfig
@@ -50,8 +52,9 @@ def _fit(config, run_dir, epochs=4, extra=()):
     callbacks = make_callbacks(config, str(run_dir), phase="train", has_validation=True)
     checkpoint = next(c for c in callbacks if isinstance(c, AtomicModelCheckpoint))
     backup = next(c for c in callbacks if isinstance(c, AtomicBackupAndRestore))
-    if config.ema is not None:  # as Session.fit_phase does
-        callbacks = averaging.with_averaged_weights(callbacks, first_monitor=checkpoint, backup=backup)
+    # As Session.fit_phase does.
+    callbacks = averaging.with_weight_choice(callbacks, config, str(run_dir), first_monitor=checkpoint,
+                                             checkpoint=checkpoint, backup=backup)
     model.fit(X, Y, batch_size=4, epochs=epochs, shuffle=False, verbose=0, validation_data=(X[:8], Y[:8]),
               callbacks=[*callbacks, *extra])
     return model
@@ -71,6 +74,12 @@ def _close(a, b):
     return all(np.allclose(x, y, atol=1e-6) for x, y in zip(a, b))
 
 
+def _loaded(config, path):
+    model = _model(config)
+    model.load_weights(path)
+    return model
+
+
 def test_final_weights_checkpoint_and_validation_are_the_average(tmp_path):
     config = TrainConfig(optimizer="sgd", ema=MOMENTUM, monitor="val_loss", tensorboard=False)
     raw = _Raw()
@@ -80,12 +89,59 @@ def test_final_weights_checkpoint_and_validation_are_the_average(tmp_path):
     assert not _close(model.get_weights(), raw.steps[-1])  # the average is not the last raw weights
     best = int(np.argmin(raw.val_loss))
     at_epoch_end = trail[4 * best + 3]
-    checkpointed = _model(config)
-    checkpointed.load_weights(tmp_path / "checkpoints" / "best.weights.h5")
+    checkpointed = _loaded(config, tmp_path / RunDir.BEST)
     assert _close(checkpointed.get_weights(), at_epoch_end)
+    # Beside it, the raw weights of the same epoch, for `export --weights raw`.
+    beside = _loaded(config, tmp_path / RunDir.EMA_WEIGHTS["raw"])
+    assert _close(beside.get_weights(), raw.steps[4 * best + 3])
+    assert not _close(beside.get_weights(), at_epoch_end)
     # Validation scored the average, not the raw weights of that moment.
     checkpointed.compile(loss="mse")
     assert raw.val_loss[best] == pytest.approx(checkpointed.evaluate(X[:8], Y[:8], verbose=0), rel=1e-5)
+
+
+def test_the_raw_choice_validates_checkpoints_and_keeps_the_raw_weights(tmp_path):
+    config = TrainConfig(optimizer="sgd", ema=MOMENTUM, ema_weights="raw", monitor="val_loss",
+                         early_stopping=3, tensorboard=False)
+    raw = _Raw()
+    model = _fit(config, tmp_path, epochs=6, extra=[raw])
+    trail = _average(raw.steps)
+    best = int(np.argmin(raw.val_loss))
+    # Early stopping restored its best epoch's raw weights, not Keras' average of the last step.
+    assert _close(model.get_weights(), raw.steps[4 * best + 3])
+    checkpointed = _loaded(config, tmp_path / RunDir.BEST)
+    assert _close(checkpointed.get_weights(), raw.steps[4 * best + 3])
+    assert _close(_loaded(config, tmp_path / RunDir.EMA_WEIGHTS["averaged"]).get_weights(), trail[4 * best + 3])
+    checkpointed.compile(loss="mse")
+    assert raw.val_loss[best] == pytest.approx(checkpointed.evaluate(X[:8], Y[:8], verbose=0), rel=1e-5)
+
+
+def _finished_run(path, config: TrainConfig) -> RunDir:
+    """A run directory with a one-layer model.keras and, with ema, the other set beside it."""
+    run = RunDir(path)
+    model = _model(config)
+    run.save_model(model)
+    run.write_config(config)
+    run.write_class_names(["y"])
+    if config.ema is not None:
+        model.set_weights([w + 1 for w in model.get_weights()])
+        model.save_weights(run.file(RunDir.EMA_WEIGHTS[averaging.other_weights(config)]))
+    return run
+
+
+def test_a_run_gives_either_set_and_a_run_without_ema_refuses_the_choice(tmp_path, capsys):
+    config = TrainConfig(optimizer="sgd", ema=MOMENTUM)
+    run = _finished_run(tmp_path / "ema", config)
+    kept = run.load_model().get_weights()
+    assert _close(run.load_model(weights="averaged").get_weights(), kept)
+    assert _close(run.load_model(weights="raw").get_weights(), [w + 1 for w in kept])
+
+    plain = _finished_run(tmp_path / "plain", TrainConfig(optimizer="sgd"))
+    with pytest.raises(ValueError, match="trained without ema"):
+        plain.load_model(weights="raw")
+    assert cli.main(["export", plain.path, "--weights", "raw"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "trained without ema" in err and len(err.splitlines()) == 1
 
 
 def test_a_resumed_run_keeps_the_average(tmp_path):

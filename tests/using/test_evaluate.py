@@ -21,12 +21,18 @@ from .conftest import copy_run
 def test_full_mnist_test_split_from_shared_data(mnist_run, shared_data_dir):
     metrics = tfresnet.evaluate(mnist_run, "mnist", data_dir=str(shared_data_dir), verbose=False)
     out = os.path.join(mnist_run, "eval-mnist-test")
-    assert sorted(os.listdir(out)) == ["confusion_matrix.png", "metrics.json", "misclassified.png"]
+    assert sorted(os.listdir(out)) == ["confusion_matrix.png", "metrics.json", "misclassified.png",
+                                       "most_confused.csv", "most_confused.png", "top_losses.png"]
     with open(os.path.join(out, "metrics.json")) as f:
         saved = json.load(f)
     assert saved["examples"] == 10_000 == np.sum(saved["confusion_matrix"])
     assert saved["accuracy"] == metrics["accuracy"] > 0.8
     assert saved["notes"] == [] and saved["split"] == "test"
+    assert saved["tta"]["mode"] == "none" and len(saved["top_losses"]) == 9
+    losses = [row["loss"] for row in saved["top_losses"]]
+    assert losses == sorted(losses, reverse=True) and not saved["top_losses"][0]["correct"]
+    counts = [pair["count"] for pair in saved["most_confused"]]
+    assert counts == sorted(counts, reverse=True) and sum(counts) == 10_000 - np.trace(saved["confusion_matrix"])
 
 
 def _reversed_run(run_dir: str, dest: str) -> str:

@@ -104,13 +104,13 @@ class BenchModel:
 # are the usual ImageNet ones.
 BENCH_MODELS = {
     "resnet20": BenchModel((28, 28, 1), 10, {"cpu": 128, "gpu": 512}, plain_resnet20, "hand-written ResNet-20",
-                           {"cpu": (32, 64, 128, 256), "gpu": (256, 512, 1024)}),
+                           {"cpu": (64, 128, 256), "gpu": (256, 512, 1024)}),
     "resnet50": BenchModel((224, 224, 3), 1000, {"cpu": 8, "gpu": 128}, _application("ResNet50"),
-                           "keras.applications.ResNet50", {"cpu": (8, 16, 32, 64), "gpu": (64, 128, 256)}),
+                           "keras.applications.ResNet50", {"cpu": (16, 32, 64), "gpu": (64, 128, 256)}),
     "mobilenetv2": BenchModel((224, 224, 3), 1000, {"cpu": 16, "gpu": 128}, _application("MobileNetV2"),
-                              "keras.applications.MobileNetV2", {"cpu": (8, 16, 32, 64), "gpu": (64, 128, 256)}),
+                              "keras.applications.MobileNetV2", {"cpu": (16, 32, 64), "gpu": (64, 128, 256)}),
     "vgg16": BenchModel((224, 224, 3), 1000, {"cpu": 4, "gpu": 64}, _application("VGG16"),
-                        "keras.applications.VGG16", {"cpu": (4, 8, 16), "gpu": (32, 64, 128)}),
+                        "keras.applications.VGG16", {"cpu": (4, 8), "gpu": (32, 64, 128)}),
 }
 
 # (warm-up steps, fewest timed steps a round, rounds) per accelerator kind. A round times as many

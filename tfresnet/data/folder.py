@@ -109,6 +109,7 @@ def index_directory(root: str) -> FileIndex:
     "folder",
     description="one sub-folder of images per class (folder:PATH)",
     prefix=True,
+    flips_keep_class=None,  # any images at all: whether a mirror keeps the class is the user's call
 )
 def load_folder(ctx: LoadContext, *, path: str, test_split: float | None = DEFAULT_TEST_SPLIT) -> Source:
     """Loads ``folder:PATH``.

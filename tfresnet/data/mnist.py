@@ -235,5 +235,6 @@ VARIANTS = {
 
 for _name, (_description, _validation_split, _read) in VARIANTS.items():
     register_dataset(
-        _name, description=_description, default_image_size=(28, 28), default_validation_split=_validation_split
+        _name, description=_description, default_image_size=(28, 28), default_validation_split=_validation_split,
+        flips_keep_class=False,  # a mirrored 2, 3 or 7 is no digit: no flips in augmentation or TTA
     )(_loader(_read))

@@ -45,6 +45,9 @@ class DatasetSpec:
         default_image_size: (height, width) when `load` gets no `image_size`.
         default_validation_split: fraction or count held out for validation by default.
         prefix: whether the name takes an argument after a colon.
+        flips_keep_class: whether a mirrored image keeps its class (False for digits: a mirrored
+            2, 3 or 7 is no digit; None when the dataset cannot say, as for any folder). Read by
+            test-time augmentation (`tfresnet.using.tta`), which refuses flips where it is False.
     """
 
     name: str
@@ -53,6 +56,7 @@ class DatasetSpec:
     default_image_size: tuple[int, int]
     default_validation_split: float | int
     prefix: bool = False
+    flips_keep_class: bool | None = True
 
 
 _REGISTRY: dict[str, DatasetSpec] = {}
@@ -65,6 +69,7 @@ def register_dataset(
     default_image_size: tuple[int, int] = (224, 224),
     default_validation_split: float = 0.1,
     prefix: bool = False,
+    flips_keep_class: bool | None = True,
 ) -> Callable[[Callable[..., Source]], Callable[..., Source]]:
     """Registers a dataset loader; returns a decorator for it.
 
@@ -76,7 +81,8 @@ def register_dataset(
         if name in _REGISTRY:
             raise ValueError(f"Dataset name {name!r} is already registered; names must be unique.")
         _REGISTRY[name] = DatasetSpec(
-            name, loader, description, tuple(default_image_size), default_validation_split, prefix
+            name, loader, description, tuple(default_image_size), default_validation_split, prefix,
+            flips_keep_class,
         )
         return loader
 

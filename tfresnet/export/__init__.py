@@ -11,7 +11,10 @@ One module per job, the imports flowing one way:
 - `savedmodel`: `export_saved_model` (signatures ``serving_default`` for uint8 images and
   ``serving_bytes`` for encoded files) and `ExportedClassifier` / `load_exported`;
 - `formats`: `export_tflite` and `export_onnx`, and the table of formats;
-- `verify`: `verify_export`, an export against its Keras model on one batch;
+- `verify`: `verify_export`, an export against its Keras model on one batch, and
+  `agreement`, a quantized one against its accuracy budget;
+- `quantize`: `export_quantized`, a run's int8 / float16 / dynamic TFLite export, calibrated on
+  its training images and checked on its held-out ones before it is written;
 - `cli`: `export_run` and ``tfresnet export RUN_DIR``, reading the run through `tfresnet.runs.RunDir`.
 
 Every export is written beside its destination and renamed into place (`tfresnet.files`), with
@@ -27,12 +30,14 @@ from tfresnet.export.cli import add_arguments, export_run, run
 from tfresnet.export.formats import (
     DEFAULT_PATHS,
     FORMATS,
+    QUANTIZATIONS,
     export_onnx,
     export_tflite,
     onnx_unavailable_reason,
 )
 from tfresnet.export.formats import tflite_interpreter as _tflite_interpreter  # noqa: F401
 from tfresnet.export.inputs import DEFAULT_MAX_PIXELS, RESIZE_MODES, decode_images
+from tfresnet.export.quantize import QuantizeOptions, export_quantized
 from tfresnet.export.savedmodel import (
     CLASS_NAMES_ASSET,
     SERVING_BYTES,
@@ -49,14 +54,17 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_PATHS",
     "FORMATS",
+    "QUANTIZATIONS",
     "RESIZE_MODES",
     "SERVING_BYTES",
     "SERVING_DEFAULT",
     "TOLERANCES",
     "ExportedClassifier",
+    "QuantizeOptions",
     "add_arguments",
     "decode_images",
     "export_onnx",
+    "export_quantized",
     "export_run",
     "export_saved_model",
     "export_tflite",

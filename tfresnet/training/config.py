@@ -173,6 +173,17 @@ class TrainConfig:
                 "model_args.classifier_activation is set by output= (softmax or sigmoid), which "
                 f"also picks the loss. Received model_args={self.model_args!r}"
             )
+        if self.teacher is not None and self.output != "softmax":
+            raise ConfigError("teacher= distils softmax outputs (soft labels are a distribution over the "
+                              f"classes); output={self.output!r} has none. Received teacher={self.teacher!r}")
+        if self.ema is None and self.ema_weights != "averaged":
+            raise ConfigError(f"ema_weights={self.ema_weights!r} chooses between ema's average and the raw "
+                              "weights; set ema too, e.g. --set ema=0.999.")
+        if self.precise_bn_each_epoch and not self.precise_bn:
+            raise ConfigError("precise_bn_each_epoch re-estimates over precise_bn batches; set it too, e.g. "
+                              "--set precise_bn=20. Received precise_bn=0")
+        if self.precise_bn and self.strategy is not None:
+            raise ConfigError(f"precise_bn runs on one device; strategy={self.strategy!r} is not supported with it.")
         if self.schedule == "step" and not self.step_epochs:
             raise ConfigError("schedule='step' needs step_epochs, e.g. --set step_epochs=30,60")
         if not all(is_number(e) and e > 0 for e in self.step_epochs):
@@ -194,6 +205,9 @@ class TrainConfig:
                 "reduce_lr_on_plateau lowers a constant learning rate; it cannot be combined with "
                 f"schedule={self.schedule!r} or warmup_epochs={self.warmup_epochs!r}."
             )
+        if self.accumulate > 1 and self.strategy is not None:  # Keras 3.15: merge_call inside a cond
+            raise ConfigError(f"accumulate={self.accumulate} does not run under strategy={self.strategy!r} (Keras "
+                              "accumulates in a branch tf.distribute cannot synchronise in); raise batch_size instead.")
         self._check_names()  # before fine_tune_layer(), which looks the model up
         per_model = isinstance(self.fine_tune_from, dict)
         if per_model and self.fine_tune_epochs and self.fine_tune_layer() is None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import os
 from typing import Any
@@ -28,16 +29,17 @@ import keras
 
 from tfresnet import keras_compat
 from tfresnet.console import progress_verbose
-from tfresnet.models.registry import create_model
+from tfresnet.models.registry import create_model, get_model_spec
 from tfresnet.models.transfer import fetch_imagenet_weights
 from tfresnet.runs import RunDir
 from tfresnet.training import augment as device_augment
-from tfresnet.training import averaging, finetune, multiworker, phases, report
+from tfresnet.training import averaging, distill, finetune, multiworker, phases, precise_bn, report
 from tfresnet.training.callbacks import AtomicBackupAndRestore, AtomicModelCheckpoint, EpochClock, make_callbacks
 from tfresnet.training.config import ConfigError, TrainConfig
 from tfresnet.training.determinism import EpochSync
+from tfresnet.training.layer_rates import layer_rates
 from tfresnet.training.losses import make_loss, make_metrics
-from tfresnet.training.schedules import make_schedule
+from tfresnet.training.optimizers import OPTIMIZERS, learning_rate, make_optimizer  # noqa: F401 (importable here too)
 
 __all__ = ["Session", "Phase", "RunResult", "SMOKE_BATCHES", "smoke_config", "load_data", "build_model",
            "compile_model", "one_hot_labels", "steps_per_epoch_of", "precision_policy", "strategy_scope",
@@ -45,19 +47,13 @@ __all__ = ["Session", "Phase", "RunResult", "SMOKE_BATCHES", "smoke_config", "lo
 
 SMOKE_BATCHES = 3  # batches per split and epoch in a smoke run (training, validation and test)
 
-# An optimizer per name; `lr` is a float or a schedule. Each keeps an average of the weights
-# where the config's `ema` asks (`averaging.optimizer_args`).
-OPTIMIZERS = {
-    "sgd": lambda c, lr: keras.optimizers.SGD(lr, momentum=c.momentum, nesterov=True,
-                                              weight_decay=c.weight_decay or None, **averaging.optimizer_args(c)),
-    "adam": lambda c, lr: keras.optimizers.Adam(lr, beta_1=c.adam_beta_1, beta_2=c.adam_beta_2,
-                                                weight_decay=c.weight_decay or None, **averaging.optimizer_args(c)),
-    "adamw": lambda c, lr: keras.optimizers.AdamW(lr, beta_1=c.adam_beta_1, beta_2=c.adam_beta_2,
-                                                  weight_decay=c.weight_decay, **averaging.optimizer_args(c)),
-    "rmsprop": lambda c, lr: keras.optimizers.RMSprop(lr, momentum=c.momentum,
-                                                      weight_decay=c.weight_decay or None,
-                                                      **averaging.optimizer_args(c)),
-}
+
+def _family(model_name: str) -> str | None:
+    """The registry family of a model name, which says how its layers form blocks (`layer_rates`)."""
+    try:
+        return get_model_spec(model_name).family
+    except ValueError:
+        return None
 
 
 def smoke_config(config: TrainConfig) -> TrainConfig:
@@ -70,6 +66,7 @@ def smoke_config(config: TrainConfig) -> TrainConfig:
         fine_tune_epochs=min(config.fine_tune_epochs, 1),
         batch_size=min(config.batch_size, 16),
         steps_per_epoch=min(config.steps_per_epoch or SMOKE_BATCHES, SMOKE_BATCHES),
+        precise_bn=min(config.precise_bn, SMOKE_BATCHES),
         image_size=None if config.image_size is None else min(config.image_size, 64),
         warmup_epochs=0.0,
         step_epochs=[],
@@ -198,11 +195,20 @@ def _jit_compile(config: TrainConfig):
 
 
 def compile_model(model, config: TrainConfig, steps_per_epoch: int, *, epochs: int, peak: float) -> None:
-    """Compiles with the config's optimizer, schedule (over `epochs`, peaking at `peak`) and loss."""
-    # ReduceLROnPlateau needs a plain float to lower.
-    lr = peak if config.reduce_lr_on_plateau else make_schedule(config, steps_per_epoch, epochs=epochs, peak=peak)
+    """Compiles with the config's optimizer, schedule (over `epochs`, peaking at `peak`) and loss.
+
+    With ``layer_decay`` or ``lr_mult``, each variable's rate is its own (`layer_rates`), and a
+    line says the rates per block.
+
+    Raises:
+        ConfigError: when an ``lr_mult`` prefix matches no layer of `model`.
+    """
+    lr = learning_rate(config, steps_per_epoch, epochs=epochs, peak=peak)  # in updates (`accumulate`)
+    rates = layer_rates(distill.inference_model(model), config, _family(config.model))
+    if rates is not None and config.verbose:
+        print(rates.summary(), flush=True)
     model.compile(
-        optimizer=OPTIMIZERS[config.optimizer](config, lr),
+        optimizer=make_optimizer(config, lr, rate_multipliers=rates and rates.multipliers),
         loss=make_loss(config.output, config.label_smoothing),
         metrics=make_metrics(),
         # Not XLA when the train step warps images with ops it lacks (`device_augment.allows_jit`).
@@ -272,11 +278,13 @@ class Session:
     def build(self) -> keras.Model:
         """The registry model, frozen for phase 1 where the config freezes the backbone.
 
-        With ``augment_on="model"``, a `tfresnet.training.augment.DeviceAugmented` over it.
+        With ``augment_on="model"``, a `tfresnet.training.augment.DeviceAugmented` over it; with a
+        ``teacher``, a `tfresnet.training.distill.Distiller` (its teacher loaded again on resume).
 
         Raises:
-            ConfigError: when the fine-tuning layer is not one of the model's, or the backend
-                cannot augment in the train step, before any training.
+            ConfigError: when the fine-tuning layer is not one of the model's, the backend
+                cannot augment in the train step, or the teacher cannot teach this data
+                (`distill.load_teacher`), before any training.
         """
         config, data = self.config, self.data
         model = build_model(config, data.input_shape, data.num_classes)
@@ -299,6 +307,8 @@ class Session:
             except ValueError as err:
                 raise ConfigError(str(err)) from None
             model = device_augment.with_augmentation(model, config.augment, seed=config.seed)
+        if config.teacher is not None:  # the teacher's soft labels in the loss; `save` writes the student alone
+            model = distill.with_teacher(model, config, data.class_names)
         return model
 
     def enter(self, model, phase: Phase) -> None:
@@ -324,9 +334,7 @@ class Session:
         callbacks = make_callbacks(config, run_dir, phase=phase.name, has_validation=self.validation is not None,
                                    best_so_far=best_so_far, clock=clock, probe=lambda: probe_batch(config))
         backup = next(c for c in callbacks if isinstance(c, AtomicBackupAndRestore))
-        if config.ema is not None:  # the monitors and the best checkpoint see the average
-            checkpoint = next(c for c in callbacks if isinstance(c, AtomicModelCheckpoint))
-            callbacks = averaging.with_averaged_weights(callbacks, first_monitor=checkpoint, backup=backup)
+        callbacks = self._weight_callbacks(model, callbacks, run_dir, backup=backup)
         with (keras_compat.multiworker_fit(model, self.train) if config.strategy == "multiworker"
               else contextlib.nullcontext()):
             fit = model.fit(
@@ -345,6 +353,23 @@ class Session:
         phases.save_finished(model, run_dir, phase.name, next_epoch=next_epoch, checkpoint_best=best_so_far,
                              clock=clock.get_state())
         return next_epoch, best_so_far
+
+    def _weight_callbacks(self, model, callbacks: list, run_dir: str, *, backup) -> list:
+        """`callbacks` with precise batch norm before each validation where asked, then the
+        `ema_weights` choice (`averaging.with_weight_choice`): the re-estimate sees the set validated."""
+        checkpoint = first = next(c for c in callbacks if isinstance(c, AtomicModelCheckpoint))
+        if self.config.precise_bn_each_epoch and self.validation is not None:
+            first = precise_bn.PreciseBN(self.statistics_batches, model=distill.inference_model(model))
+            callbacks.insert(callbacks.index(checkpoint), first)
+        return averaging.with_weight_choice(callbacks, self.config, run_dir, first_monitor=first,
+                                            checkpoint=checkpoint, backup=backup, saved=distill.inference_model)
+
+    @functools.cached_property
+    def statistics_batches(self) -> precise_bn.TrainingBatches:
+        """What precise batch norm estimates on: the training split unaugmented, a pipeline of its own."""
+        own = dataclasses.replace(self.config, augment="none", augment_on="data", cache=False,
+                                  data_args={**self.config.data_args, "verbose": 0})
+        return precise_bn.TrainingBatches(lambda: load_data(own), self.config.precise_bn)
 
     def fit_all(self, model, run_dir: str, *, extra_callbacks=()) -> tuple[int, EpochClock]:
         """Runs every phase not finished in `run_dir`; returns ``(epochs_run, clock)``.
@@ -394,13 +419,15 @@ class Session:
         if os.path.exists(run.file(RunDir.BEST)) and not self.config.early_stopping:
             # EarlyStopping already restored its best; otherwise the checkpoint holds the best epoch.
             model.load_weights(run.file(RunDir.BEST))
+        refined = precise_bn.refine_run(distill.inference_model(model), run.path, self.config,
+                                        self.statistics_batches, epoch=epochs_run)
         metrics = self.evaluate(model)
         metrics.update(recipe=recipe, epochs_run=epochs_run, train_seconds=round(clock.seconds, 2),
                        examples_per_second=round(clock.examples / clock.seconds, 1) if clock.seconds else None,
-                       class_names=list(self.data.class_names))
+                       class_names=list(self.data.class_names), **refined)
         self.save(model, run, history, metrics)
         return RunResult(run_dir=run.path, metrics={k: v for k, v in metrics.items() if k != "misclassified"},
-                         history=history, model=device_augment.inference_model(model),
+                         history=history, model=distill.inference_model(model),
                          class_names=list(self.data.class_names))
 
     def save(self, model, run: RunDir, history, metrics: dict) -> None:
@@ -408,7 +435,7 @@ class Session:
 
         `metrics.json` comes last: a run holding it is finished (`RunDir.is_finished`).
         """
-        run.save_model(device_augment.inference_model(model))  # no train-step augmentation
+        run.save_model(distill.inference_model(model))  # no train-step augmentation, no teacher
         run.write_class_names(self.data.class_names)
         if "accuracy" in metrics:
             report.plot_run(run.path, history, metrics, list(self.data.class_names))

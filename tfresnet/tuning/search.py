@@ -178,7 +178,10 @@ def keep_best(tuner, hypermodel: ConfigHyperModel, run_dir: str) -> tuple[dict |
     best_dir = os.path.join(run_dir, BEST_DIR)
     with replacing_dir(best_dir) as folder:  # a continued search may have a new best
         staged = RunDir(folder)
-        staged.save_model(model)
+        # The model alone: no train-step augmentation or teacher, which safe mode could not load.
+        from tfresnet.training.distill import inference_model
+
+        staged.save_model(inference_model(model))
         staged.write_class_names(session.data.class_names)
         staged.write_config(config)
         staged.write_metrics(metrics)

@@ -1,6 +1,6 @@
 """A finished run's model on any dataset the data layer loads: ``tfresnet evaluate``.
 
-``tfresnet evaluate RUN_DIR --data NAME [--data-dir DIR] [--split test] [--set key=value ...]``
+``tfresnet evaluate RUN_DIR --data NAME [--data-dir DIR] [--split test] [--tta flip] [--set key=value ...]``
 
 The data are loaded at the model's input size with the run's own ``resize_mode``, without
 augmentation or shuffling. Classes are matched **by name**, never by position:
@@ -13,8 +13,15 @@ augmentation or shuffling. Classes are matched **by name**, never by position:
 - the data hold a class the run does not know: refused, listing the names on each side only,
   since no prediction of the model could ever be right for it.
 
+``--tta flip|flip+crops`` averages the softmax over mirrored and cropped views of each image
+(`tfresnet.using.tta`); a mode with a mirror is refused for data a mirror changes the class of
+(MNIST's digits).
+
 Writes ``RUN_DIR/eval-<data>-<split>/``: ``metrics.json`` (as the trainer's, plus what was
-matched), ``confusion_matrix.png`` and ``misclassified.png`` (`tfresnet.training.report`).
+matched, the TTA mode and its views, the seconds the pass took, ``top_losses`` and
+``most_confused``), ``confusion_matrix.png`` and ``misclassified.png``
+(`tfresnet.training.report`), and ``top_losses.png``, ``most_confused.png`` and
+``most_confused.csv`` (`tfresnet.using.interpret`).
 """
 
 from __future__ import annotations
@@ -23,8 +30,10 @@ import argparse
 import json
 import os
 import re
+import time
 
 from tfresnet.runs import RunDir
+from tfresnet.using import interpret, tta
 
 __all__ = ["add_arguments", "evaluate", "match_classes", "run"]
 
@@ -119,7 +128,7 @@ def _split_of(bundle, data: str, split: str, channels: int):
     return dataset
 
 
-def _write(out_dir: str, metrics: dict, run_names: list[str], verbose: bool) -> dict:
+def _write(out_dir: str, metrics: dict, highest: dict, run_names: list[str], verbose: bool) -> dict:
     """Writes metrics.json and the figures (their titles name `metrics["split"]`); returns the public metrics."""
     import numpy as np
     import pandas as pd
@@ -127,22 +136,28 @@ def _write(out_dir: str, metrics: dict, run_names: list[str], verbose: bool) -> 
     from tfresnet.training import report
 
     os.makedirs(out_dir, exist_ok=True)
-    report.plot_run(out_dir, pd.DataFrame(), metrics, run_names)
+    figures = [os.path.basename(p) for p in report.plot_run(out_dir, pd.DataFrame(), metrics, run_names)]
+    figures += interpret.write(out_dir, metrics, highest)
     RunDir(out_dir).write_metrics(metrics)  # as a run's metrics.json: without the misclassified images
     public = {k: v for k, v in metrics.items() if k != "misclassified"}
     if verbose:
         for note in metrics["notes"]:
             print(f"note: {note}")
         scored = [a for a in public["per_class_accuracy"] if a is not None]
+        views = len(metrics["tta"]["views"])
+        with_tta = f" with --tta {metrics['tta']['mode']} ({views} views)" if views > 1 else ""
         print(f"{metrics['data']} {metrics['split']}: accuracy {public['accuracy']:.4f} on "
-              f"{public['examples']:,} images, loss {public['loss']:.4f}; lowest class accuracy {np.min(scored):.4f}")
-        print(f"wrote {out_dir}/metrics.json, confusion_matrix.png"
-              + (", misclassified.png" if len(metrics["misclassified"][0]) else ""))
+              f"{public['examples']:,} images{with_tta}, loss {public['loss']:.4f}; lowest class accuracy "
+              f"{np.min(scored):.4f}; {metrics['seconds']:.1f} s")
+        for pair in metrics["most_confused"][:3]:
+            print(f"  confused: {pair['count']} {pair['true']} as {pair['predicted']}")
+        print(f"wrote {out_dir}/metrics.json, {', '.join(figures)}")
     return public
 
 
 def evaluate(run_dir: str, data: str, *, data_dir: str | None = None, split: str = "test",
-             options: dict | None = None, out_dir: str | None = None, verbose: bool = True) -> dict:
+             options: dict | None = None, out_dir: str | None = None, verbose: bool = True,
+             tta_mode: str = "none") -> dict:
     """Evaluates a run's model on a dataset, classes matched by name.
 
     Args:
@@ -157,14 +172,19 @@ def evaluate(run_dir: str, data: str, *, data_dir: str | None = None, split: str
             ``split="validation"`` is the run's validation set.
         out_dir: where to write (default ``RUN_DIR/eval-<data>-<split>``).
         verbose: print the notes and a one-line result.
+        tta_mode: test-time augmentation, a key of `tfresnet.using.tta.TTA_MODES`
+            (``"none"``, ``"flip"``, ``"flip+crops"``).
 
     Returns:
         The metrics written to ``metrics.json`` (`tfresnet.training.report.evaluate`'s, with
-        ``data``, ``split``, ``class_names``, ``class_mapping`` and ``notes``).
+        ``data``, ``split``, ``class_names``, ``class_mapping``, ``notes``, ``tta`` (mode and
+        views), ``seconds`` (the pass over the split, decoding included), ``top_losses`` and
+        ``most_confused`` (`tfresnet.using.interpret`)).
 
     Raises:
         ValueError: for an unknown split or one the dataset lacks, images whose channels
-            differ from the model's, or classes the run does not know.
+            differ from the model's, classes the run does not know, an unknown TTA mode or one
+            that mirrors data a mirror changes the class of.
         FileNotFoundError: for an incomplete run directory or missing data.
     """
     import tensorflow as tf
@@ -174,8 +194,11 @@ def evaluate(run_dir: str, data: str, *, data_dir: str | None = None, split: str
 
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}. Received split={split!r}")
+    tta_notes = tta.check_tta(tta_mode, data)
     run = RunDir(run_dir).require_finished()
     config, run_names = run.config, run.class_names
+    if config.data != data:  # a digit model scored on a folder of digits: its own data say no mirrors
+        tta.check_tta(tta_mode, config.data)
     model = run.load_model()
     bundle = data_lib.load(data, augment=None, shuffle=False, verbose=0,
                            **_load_args(config, model, data, data_dir, options))
@@ -185,14 +208,21 @@ def evaluate(run_dir: str, data: str, *, data_dir: str | None = None, split: str
         table = tf.constant(mapping, tf.int32)
         dataset = dataset.map(lambda x, y: (x, tf.gather(table, tf.cast(y, tf.int32))))
 
-    metrics = report.evaluate(model, dataset, len(run_names))
+    start = time.perf_counter()
+    metrics = report.evaluate(model if tta_mode == "none" else tta.tta_model(model, tta_mode), dataset,
+                              len(run_names), keep_top_losses=interpret.TOP_LOSSES)
+    seconds = time.perf_counter() - start
+    highest = metrics.pop("highest_losses")
     metrics.update({
         "run_dir": run.path, "data": data, "split": split, "model": config.model,
         "class_names": list(run_names),
         "class_mapping": {str(name): run_id for name, run_id in zip(bundle.class_names, mapping)},
-        "notes": notes, "skipped_files": bundle.num_skipped,
+        "notes": notes + tta_notes, "skipped_files": bundle.num_skipped,
+        "tta": tta.describe(tta_mode), "seconds": round(seconds, 3),
+        "top_losses": interpret.top_losses(highest, list(run_names)),
+        "most_confused": interpret.most_confused(metrics["confusion_matrix"], list(run_names)),
     })
-    return _write(out_dir or run.file(_out_name(data, split)), metrics, list(run_names), verbose)
+    return _write(out_dir or run.file(_out_name(data, split)), metrics, highest, list(run_names), verbose)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -206,10 +236,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"data option (repeatable): {', '.join(_LOAD_KEYS)} or the dataset's own, "
                              f"e.g. label=species")
     parser.add_argument("--out", default=None, help="output folder (default: RUN_DIR/eval-DATA-SPLIT)")
+    parser.add_argument("--tta", default="none", choices=list(tta.TTA_MODES),
+                        help="test-time augmentation: average the softmax over the image and its mirror "
+                             "(flip) or also four corner crops and their mirrors (flip+crops, 10 views); "
+                             "refused for digits (default: none)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``tfresnet evaluate``."""
     evaluate(args.run_dir, args.data, data_dir=args.data_dir, split=args.split,
-             options=_parse_sets(args.options), out_dir=args.out)
+             options=_parse_sets(args.options), out_dir=args.out, tta_mode=args.tta)
     return 0

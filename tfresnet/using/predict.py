@@ -1,6 +1,7 @@
 """Top-K predictions for image files, through a run's ``model.keras``, its SavedModel or a `.keras` file.
 
-``tfresnet predict RUN_DIR|EXPORT_DIR|MODEL.keras IMAGE... [--top K] [--json] [--csv PATH] [--class-names FILE]``
+``tfresnet predict RUN_DIR|EXPORT_DIR|MODEL.keras IMAGE... [--top K] [--json] [--csv PATH] [--class-names FILE]
+[--tta flip]``
 
 A `.keras` file outside a run directory takes its class names from ``--class-names FILE`` (a
 JSON list, or one name per line), else a ``class_names.json`` beside it; a 1000-output model
@@ -21,6 +22,11 @@ out), in sorted order: files that are not images get a row saying so, so the tab
 everything in the folder. With a folder, the rows also go to ``predictions.csv`` where the model
 lives (`csv_folder`: the run directory, else the folder beside the export or the `.keras` file),
 or to ``--csv PATH``.
+
+``--tta flip|flip+crops`` averages the probabilities over mirrored and cropped views of each image
+(`tfresnet.using.tta`). A run (or an export inside one) names the data it was trained on, and a
+mode with a mirror is refused where a mirror changes the class (MNIST's digits); for a `.keras`
+file nothing is known of its data, so it runs, with a note saying so.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import numpy as np
 from tfresnet.checks import number
 from tfresnet.files import write_atomic
 from tfresnet.runs import RunDir, load_keras
+from tfresnet.using import tta
 
 __all__ = ["Classifier", "add_arguments", "csv_folder", "load_classifier", "predict", "run"]
 
@@ -56,6 +63,8 @@ class Classifier:
         class_names: one per output.
         resize_mode: how images are fitted to `image_size` (see `tfresnet.export.RESIZE_MODES`).
         probabilities: uint8 ``[N, H, W, C]`` -> float32 ``[N, K]``.
+        data: the registry name of the dataset the model was trained on (from the run's
+            config), or None when unknown (a `.keras` file, an export outside a run).
     """
 
     source: str
@@ -65,6 +74,7 @@ class Classifier:
     class_names: list[str]
     resize_mode: str
     probabilities: Callable[[np.ndarray], np.ndarray]
+    data: str | None = None
 
 
 def _load_run(path: str) -> Classifier:
@@ -81,7 +91,7 @@ def _load_run(path: str) -> Classifier:
         return np.asarray(model(images.astype("float32"), training=False), dtype="float32")
 
     return Classifier(path, "keras", (int(height), int(width)), int(channels), class_names,
-                      config.resize_mode, probabilities)
+                      config.resize_mode, probabilities, config.data)
 
 
 def _run_of_export(path: str) -> RunDir | None:
@@ -101,7 +111,8 @@ def _load_export(path: str) -> Classifier:
         return np.asarray(exported.predict(images)["probabilities"], dtype="float32")
 
     return Classifier(path, "saved_model", tuple(exported.image_size), int(exported.channels),
-                      list(exported.class_names), run.config.resize_mode if run else "resize", probabilities)
+                      list(exported.class_names), run.config.resize_mode if run else "resize", probabilities,
+                      run.config.data if run else None)
 
 
 def _load_keras_file(path: str, class_names_file: str | None = None) -> Classifier:
@@ -249,8 +260,9 @@ def _progress(total: int, stream) -> Callable[[int], None]:
     return show
 
 
-def _predict(classifier: Classifier, files: list[str], top: int, progress: Callable[[int], None]):
-    """One row per file: path, top-K classes and probabilities, error."""
+def _predict(classifier: Classifier, files: list[str], top: int, progress: Callable[[int], None],
+             tta_mode: str = "none"):
+    """One row per file: path, top-K classes and probabilities, error; `tta_mode` averages over views."""
     import pandas as pd
 
     k = min(top, len(classifier.class_names))
@@ -261,7 +273,9 @@ def _predict(classifier: Classifier, files: list[str], top: int, progress: Calla
     def flush():
         if not pending:
             return
-        probs = classifier.probabilities(np.stack([pixels for _, pixels in pending]))
+        batch = np.stack([pixels for _, pixels in pending])
+        probs = (classifier.probabilities(batch) if tta_mode == "none"
+                 else tta.tta_probabilities(classifier.probabilities, batch, tta_mode))
         order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
         for (index, _), ids, p in zip(pending, order, probs):
             for rank, class_id in enumerate(ids, start=1):
@@ -279,10 +293,19 @@ def _predict(classifier: Classifier, files: list[str], top: int, progress: Calla
         progress(index + 1)
     flush()
     columns = ["path"] + [f"{name}_{rank}" for rank in range(1, k + 1) for name in ("class", "prob")] + ["error"]
-    return pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=columns)
+    frame.attrs["tta"] = tta.describe(tta_mode)
+    return frame
 
 
-def predict(run_dir: str, images, *, top: int = 5, progress_stream=None, class_names: str | None = None):
+def _check_tta(mode: str, classifier: Classifier) -> None:
+    """Refuses a TTA mode the model's data forbid; prints what is not known."""
+    for note in tta.check_tta(mode, classifier.data):
+        print(f"note: {note}", file=sys.stderr)
+
+
+def predict(run_dir: str, images, *, top: int = 5, progress_stream=None, class_names: str | None = None,
+            tta_mode: str = "none"):
     """Classifies image files with a trained run or its export.
 
     Args:
@@ -294,21 +317,25 @@ def predict(run_dir: str, images, *, top: int = 5, progress_stream=None, class_n
         progress_stream: where to show a counter while predicting, when it is a terminal
             (default: none).
         class_names: for a `.keras` file: a file of its class names (JSON list or one a line).
+        tta_mode: test-time augmentation, a key of `tfresnet.using.tta.TTA_MODES`.
 
     Returns:
         A `pandas.DataFrame`, one row per file in the order given: ``path``, ``class_1``,
         ``prob_1``, ... ``class_K``, ``prob_K`` and ``error`` (empty, or why the file could not
-        be used; its class and probability columns are then empty).
+        be used; its class and probability columns are then empty); ``frame.attrs["tta"]``
+        says which views were averaged.
 
     Raises:
         FileNotFoundError: if `run_dir` is neither a run nor an export directory.
-        ValueError: for a bad `top`.
+        ValueError: for a bad `top`, an unknown TTA mode, or one that mirrors images of data a
+            mirror changes the class of (a run trained on MNIST).
     """
     top = _check_top(top)
     classifier = load_classifier(run_dir, class_names=class_names)
+    _check_tta(tta_mode, classifier)
     files, _ = _expand(images)
     progress = _progress(len(files), progress_stream) if progress_stream is not None else (lambda done: None)
-    return _predict(classifier, files, top, progress)
+    return _predict(classifier, files, top, progress, tta_mode)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -328,6 +355,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--class-names", default=None, metavar="FILE",
                         help="for a .keras file: its class names, a JSON list or one name per line "
                              "(default: class_names.json beside it; ImageNet's for 1000 outputs)")
+    parser.add_argument("--tta", default="none", choices=list(tta.TTA_MODES),
+                        help="test-time augmentation: average over the image and its mirror (flip), or also "
+                             "four corner crops and their mirrors (flip+crops, 10 views); refused for "
+                             "digits (default: none)")
 
 
 def _table(frame, top: int) -> str:
@@ -346,10 +377,11 @@ def run(args: argparse.Namespace) -> int:
     """Runs ``tfresnet predict``: 0, or 1 when no file could be classified."""
     top = _check_top(args.top)
     classifier = load_classifier(args.source, class_names=args.class_names)
+    _check_tta(args.tta, classifier)
     files, any_folder = _expand(args.images)
     if not files:
         raise FileNotFoundError(f"No files under {', '.join(args.images)}.")
-    frame = _predict(classifier, files, top, _progress(len(files), sys.stderr))
+    frame = _predict(classifier, files, top, _progress(len(files), sys.stderr), args.tta)
     if args.json:
         records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
         print(json.dumps(records, indent=1))
@@ -360,6 +392,8 @@ def run(args: argparse.Namespace) -> int:
         write_atomic(csv_path, frame.to_csv(index=False))
     failed = int((frame["error"] != "").sum())
     summary = f"{len(frame) - failed} of {len(frame)} files classified by {classifier.source} ({classifier.kind})"
+    views = frame.attrs["tta"]["views"]
+    summary += f" with --tta {args.tta} ({len(views)} views averaged)" if len(views) > 1 else ""
     summary += f"; {failed} could not be read" if failed else ""
     print(summary + (f"; rows written to {csv_path}" if csv_path else ""), file=sys.stderr)
     return 0 if failed < len(frame) else 1
