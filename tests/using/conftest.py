@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -67,3 +69,13 @@ def copy_run(run_dir: str, dest: str) -> str:
     for name in ("model.keras", "class_names.json", "config.json"):
         shutil.copy(os.path.join(run_dir, name), dest)
     return dest
+
+
+def run_cli(*argv) -> tuple[int, str, str]:
+    """`tfresnet ARGV...` in this process: (exit code, stdout, stderr)."""
+    from tfresnet import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = cli.main(list(argv))
+    return rc, out.getvalue(), err.getvalue()

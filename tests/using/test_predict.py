@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import shutil
@@ -13,20 +11,12 @@ import pandas as pd
 import pytest
 
 import tfresnet
-from tfresnet import cli
 from tfresnet.using.predict import csv_folder, load_classifier
 
-from .conftest import copy_run
+from .conftest import copy_run, run_cli
 
 PETS = "oxford_iiit_pet_sample/images"
 JPEGS = ["Abyssinian_1.jpg", "Bengal_10.jpg", "american_bulldog_10.jpg"]
-
-
-def _main(*argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = cli.main(list(argv))
-    return rc, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +65,7 @@ def test_run_resize_mode_is_used(pets_run):
 
 def test_cli_folder_writes_csv_and_reports_failures(pets_run, pet_folder, tmp_path):
     csv = tmp_path / "out.csv"
-    rc, out, err = _main("predict", pets_run, str(pet_folder), "--top", "1", "--csv", str(csv))
+    rc, out, err = run_cli("predict", pets_run, str(pet_folder), "--top", "1", "--csv", str(csv))
     assert rc == 0, err
     rows = pd.read_csv(csv, keep_default_na=False)
     assert len(rows) == 7 and (rows["error"] != "").sum() == 2
@@ -99,7 +89,7 @@ def test_mnist_digits_mostly_right_and_keras_agrees_with_savedmodel(mnist_run, d
 def test_cli_json_output_for_files(mnist_run, digit_pngs):
     folder, _ = digit_pngs
     files = sorted(os.listdir(folder))[:2]
-    rc, out, err = _main("predict", mnist_run, *[os.path.join(folder, f) for f in files], "--top", "2", "--json")
+    rc, out, err = run_cli("predict", mnist_run, *[os.path.join(folder, f) for f in files], "--top", "2", "--json")
     assert rc == 0, err
     records = json.loads(out)
     assert [os.path.basename(r["path"]) for r in records] == files
@@ -107,7 +97,7 @@ def test_cli_json_output_for_files(mnist_run, digit_pngs):
 
 
 def test_bad_source_and_top_are_one_line_errors(tmp_path, digit_pngs):
-    rc, _, err = _main("predict", str(tmp_path), digit_pngs[0])
+    rc, _, err = run_cli("predict", str(tmp_path), digit_pngs[0])
     assert rc == 2 and "holds neither model.keras nor saved_model.pb" in err
     with pytest.raises(ValueError, match="top=0"):
         tfresnet.predict(str(tmp_path), digit_pngs[0], top=0)
@@ -144,7 +134,7 @@ def test_keras_file_takes_a_class_names_file(imagenet_keras, tmp_path, shared_da
     names = tmp_path / "names.txt"
     names.write_text("\n".join(f"thing{i}" for i in range(1000)))
     photo = str(next((shared_data_dir / "oxford_iiit_pet_sample" / "images").glob("Bengal_1*.jpg")))
-    rc, out, err = _main("predict", imagenet_keras, photo, "--class-names", str(names), "--top", "1")
+    rc, out, err = run_cli("predict", imagenet_keras, photo, "--class-names", str(names), "--top", "1")
     assert rc == 0, err
     assert " thing" in out
 
@@ -152,7 +142,7 @@ def test_keras_file_takes_a_class_names_file(imagenet_keras, tmp_path, shared_da
 def test_unsupported_model_file_is_named_as_such(tmp_path, digit_pngs):
     model_file = tmp_path / "model.tflite"
     model_file.write_bytes(b"TFL3")
-    rc, _, err = _main("predict", str(model_file), digit_pngs[0])
+    rc, _, err = run_cli("predict", str(model_file), digit_pngs[0])
     assert rc == 2 and "is a file predict cannot use" in err and "does not exist" not in err
 
 
@@ -162,13 +152,13 @@ def test_folder_rows_go_where_the_run_lives_not_into_the_working_directory(pets_
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    rc, _, err = _main("predict", run_dir, str(pet_folder), "--top", "1")
+    rc, _, err = run_cli("predict", run_dir, str(pet_folder), "--top", "1")
     assert rc == 0, err
     written = os.path.join(run_dir, "predictions.csv")
     assert len(pd.read_csv(written, keep_default_na=False)) == 7
     assert os.listdir(work) == [] and f"rows written to {written}" in err
     os.remove(written)
-    rc, _, err = _main("predict", run_dir, str(pet_folder), "--top", "1", "--csv", "mine.csv")
+    rc, _, err = run_cli("predict", run_dir, str(pet_folder), "--top", "1", "--csv", "mine.csv")
     assert rc == 0, err
     assert os.listdir(work) == ["mine.csv"] and not os.path.exists(written) and "rows written to mine.csv" in err
 
@@ -191,9 +181,9 @@ def test_csv_folder_is_the_run_or_the_folder_beside_the_model(tmp_path):
 def test_unsupported_formats_are_named_with_what_is_supported(tmp_path, digit_pngs):
     onnx = tmp_path / "model.onnx"
     onnx.write_bytes(b"onnx")
-    rc, _, err = _main("predict", str(onnx), digit_pngs[0])
+    rc, _, err = run_cli("predict", str(onnx), digit_pngs[0])
     assert rc == 2 and "ONNX (.onnx) is not a format predict supports" in err
     assert "Supported: a run directory (model.keras), a SavedModel export directory (saved_model.pb)" in err
     missing = tmp_path / "export" / "model.tflite"
-    rc, _, err = _main("predict", str(missing), digit_pngs[0])
+    rc, _, err = run_cli("predict", str(missing), digit_pngs[0])
     assert rc == 2 and "does not exist, and TFLite (.tflite) is not a format predict supports" in err

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 
@@ -14,18 +12,12 @@ import pytest
 from PIL import Image
 
 import tfresnet
-from tfresnet import cli
 from tfresnet.training import TrainConfig
 from tfresnet.using import tta
 
+from .conftest import run_cli
+
 CLASSES = ["cat", "dog", "fox"]
-
-
-def _main(*argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = cli.main(list(argv))
-    return rc, out.getvalue(), err.getvalue()
 
 
 def _model(shape, pooled: bool, seed: int = 0, classes: int = 3):
@@ -93,7 +85,7 @@ def test_flips_on_digits_are_refused_in_one_line_and_unknown_data_get_a_note(tmp
                    [str(d) for d in range(10)], 28)
     for command in (["evaluate", run, "--data", "mnist-sample", "--tta", "flip"],
                     ["predict", run, str(tmp_path), "--tta", "flip"]):
-        rc, _, err = _main(*command)
+        rc, _, err = run_cli(*command)
         assert rc == 2
         assert err.count("\n") == 1 and err.startswith("error: --tta flip is refused for 'mnist-sample': it "
                                                        "averages over mirrored images"), err
@@ -115,7 +107,7 @@ def test_predict_tta_output_is_the_mean_over_the_file_and_its_mirror(tmp_path):
     plain = by_class(tfresnet.predict(run, files, top=3))
     expected = (plain[0::2] + plain[1::2]) / 2
     assert np.abs(plain[0::2] - plain[1::2]).max() > 0.01
-    rc, out, err = _main("predict", run, files[0], files[2], "--top", "3", "--json", "--tta", "flip")
+    rc, out, err = run_cli("predict", run, files[0], files[2], "--top", "3", "--json", "--tta", "flip")
     assert rc == 0, err
     averaged = by_class(pd.DataFrame(json.loads(out)))
     np.testing.assert_allclose(averaged, expected, atol=1e-5)
@@ -141,6 +133,6 @@ def test_evaluate_records_the_tta_and_a_keras_file_with_unknown_data_gets_a_note
     assert saved["tta"] == {"mode": "flip", "views": ["original", "mirror"]} and saved["examples"] == 6
     assert plain["tta"]["mode"] == "none" and plain["loss"] != pytest.approx(flipped["loss"], abs=1e-4)
     assert any("whether a mirror keeps the class" in note for note in saved["notes"])
-    rc, _, err = _main("predict", os.path.join(run, "model.keras"), str(tmp_path / "data" / "cat" / "0.png"),
+    rc, _, err = run_cli("predict", os.path.join(run, "model.keras"), str(tmp_path / "data" / "cat" / "0.png"),
                        "--class-names", os.path.join(run, "class_names.json"), "--tta", "flip")
     assert rc == 0 and "note: --tta flip mirrors images, and nothing is known of this model's data" in err
