@@ -69,6 +69,9 @@ def _train(config, run_root: str, label: str):
     if resume and os.path.exists(path):
         with open(path) as f:
             earlier = float(json.load(f)["seconds"])
+    if resume and RunDir(run_dir).is_finished():
+        # Nothing is trained again: the run took what its attempts took, not this check's seconds.
+        return train(config, run_dir, recipe=label, resume=True), earlier
     started = time.perf_counter()
 
     def record(*_) -> float:
