@@ -52,3 +52,22 @@ def test_the_file_cache_holds_uint8_pixels_not_float32(tmp_path):
     cached = sum(f.stat().st_size for f in (tmp_path / "cache").iterdir())
     pixels = images.size  # one byte each as uint8, four as float32
     assert pixels <= cached < 2 * pixels, (cached, pixels)
+
+
+def test_step_and_whole_step_alternate_so_a_rising_rate_favours_neither(monkeypatch):
+    """Timed one after the other, a rate still rising after warm-up made the whole step look faster
+    than the step alone; in the order step, whole, whole, step the drift cancels."""
+    import contextlib
+    import dataclasses
+    import types
+
+    module = _benchmark()
+    rising = iter(range(1, 100))  # each timing faster than the one before
+    monkeypatch.setattr(module, "precision_policy", lambda config: contextlib.nullcontext())
+    monkeypatch.setattr(module, "fit_rate", lambda *args: float(next(rising)))
+    model = types.SimpleNamespace(count_params=lambda: 1, jit_compile=False)
+    session = types.SimpleNamespace(config=types.SimpleNamespace(batch_size=4), build=lambda: model,
+                                    compile=lambda m: None, train=tf.data.Dataset.range(3))
+    result = module.measure_steps(session, dataclasses.replace(module.Sizes(), rounds=2))
+    assert result["train_step_rounds"] == [1.0, 4.0] and result["whole_step_rounds"] == [2.0, 3.0]
+    assert result["train_step"] == result["whole_step"] == 2.5

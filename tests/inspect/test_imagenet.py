@@ -44,7 +44,10 @@ def inspect(*args):
 
 def test_ideal_tabby_is_a_tabby(imagenet_mobilenet):
     model = imagenet_mobilenet.model
-    image, probability = ideal_image(model, TABBY, steps=120, lr=6.0)
+    # The defaults (200 steps of 4 px): p 0.93-0.98 over seeds 0-4 on an AMX Xeon. 120 steps of
+    # 6 px gave 0.88-0.96 there, and >= 0.9 on the AVX2 EPYC: the ascent follows each CPU's
+    # kernels' rounding, so the margin is kept wide.
+    image, probability = ideal_image(model, TABBY)
     assert probability >= 0.9
     assert _probabilities(model, image).argmax() == TABBY
 
