@@ -118,9 +118,9 @@ def measure_steps(session: Session, sizes: Sizes) -> dict:
         # Its first batch, kept: the same element spec as the pipeline's, so both fits share one trace.
         cached = session.train.take(1).cache().repeat()
         sources = {"train_step": cached, "whole_step": session.train.repeat()}
-        # In the order step, whole, whole, step: a rate that keeps rising after the warm-up steps
-        # (allocator and kernel caches still filling) then favours neither side. Measured one after
-        # the other, the later whole step timed up to 11% faster than the step alone on ResNet-50.
+        # In the order step, whole, whole, step, a rate that still drifts after the warm-up steps
+        # favours neither side. Timed one after the other, the later whole step came out up to 11%
+        # faster than the step alone on ResNet-50; drift is the suspected cause, not yet confirmed.
         rates = {name: [] for name in sources}
         for name in [*sources, *reversed(sources)] * (sizes.rounds // 2) + [*sources] * (sizes.rounds % 2):
             rates[name].append(fit_rate(model, sources[name], config.batch_size, sizes))

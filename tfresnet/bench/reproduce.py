@@ -60,7 +60,8 @@ def _train(config, run_root: str, label: str):
     from tfresnet.training.trainer import train
 
     run_dir = os.path.join(run_root, label)
-    resume = RunDir(run_dir).is_configured()
+    rundir = RunDir(run_dir)
+    resume = rundir.is_configured()
     # The run's wall time over every attempt: a resumed run adds to what earlier attempts took.
     # It is written after every epoch, so an attempt that is killed still counts up to its last
     # epoch (its backup's), the one the next attempt resumes from.
@@ -69,7 +70,7 @@ def _train(config, run_root: str, label: str):
     if resume and os.path.exists(path):
         with open(path) as f:
             earlier = float(json.load(f)["seconds"])
-    if resume and RunDir(run_dir).is_finished():
+    if resume and rundir.is_finished():
         # Nothing is trained again: the run took what its attempts took, not this check's seconds.
         return train(config, run_dir, recipe=label, resume=True), earlier
     started = time.perf_counter()
