@@ -28,6 +28,7 @@ import numpy as np
 from keras import layers
 
 from tfresnet.models.common import Head, build_model, flatten_head, kernel_regularizer
+from tfresnet.models.layers import FusedBatchNormalization
 from tfresnet.models.registry import register_model
 
 __all__ = ["ConvNet", "CONVNET_CONFIGS", "CONVNET_ARGS", "CONV_INITS", "conv_stages", "min_input_size"]
@@ -143,7 +144,7 @@ def ConvNet(
         raise ValueError(f"{name}: bn_momentum must be in [0, 1). Received bn_momentum={bn_momentum!r}")
 
     def norm(layer_name):
-        return layers.BatchNormalization(momentum=bn_momentum, scale=bn_scale, name=layer_name)
+        return FusedBatchNormalization(momentum=bn_momentum, scale=bn_scale, name=layer_name)
 
     def top(x, head):
         return flatten_head(x, head, hidden_units=tuple(hidden_units))

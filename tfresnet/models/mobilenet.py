@@ -31,6 +31,7 @@ import math
 from keras import layers
 
 from tfresnet.models.common import Head, build_model, kernel_regularizer
+from tfresnet.models.layers import FusedBatchNormalization
 from tfresnet.models.registry import register_model
 
 __all__ = [
@@ -183,7 +184,7 @@ def _project(x, shortcut, filters, stride, *, prefix, bn_name, l2):
     allow, the residual addition (`{prefix}add`)."""
     # Linear bottleneck (Sandler et al. 2018, section 3.2): no activation after the projection.
     x = _conv(filters, 1, l2=l2, name=f"{prefix}project")(x)
-    x = layers.BatchNormalization(**BN_V2V3, name=f"{prefix}{bn_name}")(x)
+    x = FusedBatchNormalization(**BN_V2V3, name=f"{prefix}{bn_name}")(x)
     if stride == 1 and shortcut.shape[-1] == filters:
         x = layers.Add(name=f"{prefix}add")([shortcut, x])
     return x
@@ -197,11 +198,11 @@ def depthwise_separable_block(x, filters, stride, *, block_id, depth_multiplier=
     """3x3 depthwise conv -> BN -> ReLU6 -> 1x1 pointwise conv -> BN -> ReLU6 (Figure 3)."""
     prefix = f"conv_dw_{block_id}"
     x = _depthwise(3, strides=stride, depth_multiplier=depth_multiplier, l2=l2, name=prefix)(x)
-    x = layers.BatchNormalization(name=f"{prefix}_bn")(x)
+    x = FusedBatchNormalization(name=f"{prefix}_bn")(x)
     x = layers.ReLU(6.0, name=f"{prefix}_relu")(x)
     prefix = f"conv_pw_{block_id}"
     x = _conv(filters, 1, l2=l2, name=prefix)(x)
-    x = layers.BatchNormalization(name=f"{prefix}_bn")(x)
+    x = FusedBatchNormalization(name=f"{prefix}_bn")(x)
     return layers.ReLU(6.0, name=f"{prefix}_relu")(x)
 
 
@@ -254,7 +255,7 @@ def MobileNetV1(
 
     def body(x):
         x = _conv(int(MOBILENET_V1_STEM * alpha), 3, strides=2, l2=l2, name="conv1")(x)
-        x = layers.BatchNormalization(name="conv1_bn")(x)
+        x = FusedBatchNormalization(name="conv1_bn")(x)
         x = layers.ReLU(6.0, name="conv1_relu")(x)
         for block_id, (filters, stride) in enumerate(MOBILENET_V1_ROWS, start=1):
             x = depthwise_separable_block(
@@ -286,10 +287,10 @@ def inverted_residual_block_v2(x, expansion, filters, stride, *, block_id, l2=0.
         # With t = 1 an expansion would be a 1x1 conv to the same width; Table 2's first
         # bottleneck has none.
         x = _conv(expansion * in_channels, 1, l2=l2, name=f"{prefix}expand")(x)
-        x = layers.BatchNormalization(**BN_V2V3, name=f"{prefix}expand_BN")(x)
+        x = FusedBatchNormalization(**BN_V2V3, name=f"{prefix}expand_BN")(x)
         x = layers.ReLU(6.0, name=f"{prefix}expand_relu")(x)
     x = _depthwise(3, strides=stride, l2=l2, name=f"{prefix}depthwise")(x)
-    x = layers.BatchNormalization(**BN_V2V3, name=f"{prefix}depthwise_BN")(x)
+    x = FusedBatchNormalization(**BN_V2V3, name=f"{prefix}depthwise_BN")(x)
     x = layers.ReLU(6.0, name=f"{prefix}depthwise_relu")(x)
     return _project(x, shortcut, filters, stride, prefix=prefix, bn_name="project_BN", l2=l2)
 
@@ -319,7 +320,7 @@ def MobileNetV2(
     """
     def body(x):
         x = _conv(make_divisible(MOBILENET_V2_STEM * alpha, 8), 3, strides=2, l2=l2, name="Conv1")(x)
-        x = layers.BatchNormalization(**BN_V2V3, name="bn_Conv1")(x)
+        x = FusedBatchNormalization(**BN_V2V3, name="bn_Conv1")(x)
         x = layers.ReLU(6.0, name="Conv1_relu")(x)
         block_id = 0
         for t, c, n, s in MOBILENET_V2_ROWS:
@@ -331,7 +332,7 @@ def MobileNetV2(
                 block_id += 1
         last = make_divisible(MOBILENET_V2_LAST * alpha, 8) if alpha > 1.0 else MOBILENET_V2_LAST
         x = _conv(last, 1, l2=l2, name="Conv_1")(x)
-        x = layers.BatchNormalization(**BN_V2V3, name="Conv_1_bn")(x)
+        x = FusedBatchNormalization(**BN_V2V3, name="Conv_1_bn")(x)
         return layers.ReLU(6.0, name="out_relu")(x)
 
     return build_model(
@@ -369,10 +370,10 @@ def inverted_residual_block_v3(
     shortcut = x
     if expansion != 1:
         x = _conv(expanded, 1, l2=l2, name=f"{prefix}expand")(x)
-        x = layers.BatchNormalization(**BN_V2V3, name=f"{prefix}expand_bn")(x)
+        x = FusedBatchNormalization(**BN_V2V3, name=f"{prefix}expand_bn")(x)
         x = _activation(activation, f"{prefix}expand_act")(x)
     x = _depthwise(kernel_size, strides=stride, l2=l2, name=f"{prefix}depthwise")(x)
-    x = layers.BatchNormalization(**BN_V2V3, name=f"{prefix}depthwise_bn")(x)
+    x = FusedBatchNormalization(**BN_V2V3, name=f"{prefix}depthwise_bn")(x)
     x = _activation(activation, f"{prefix}depthwise_act")(x)
     if se_ratio:
         x = squeeze_excite(x, expanded, se_ratio, prefix=prefix, l2=l2)
@@ -432,7 +433,7 @@ def MobileNetV3(
             # without fast 5x5 depthwise, SE or hard-swish kernels.
             rows = [(3, t, c, None, s, "relu") for _, t, c, _, s, _ in rows]
         x = _conv(MOBILENET_V3_STEM, 3, strides=2, l2=l2, name="conv")(x)
-        x = layers.BatchNormalization(**BN_V2V3, name="conv_bn")(x)
+        x = FusedBatchNormalization(**BN_V2V3, name="conv_bn")(x)
         x = _activation(activation, "conv_act")(x)
         for block_id, (kernel_size, expansion, filters, se_ratio, stride, act) in enumerate(rows):
             x = inverted_residual_block_v3(
@@ -440,7 +441,7 @@ def MobileNetV3(
                 block_id=block_id, l2=l2,
             )
         x = _conv(make_divisible(x.shape[-1] * 6), 1, l2=l2, name="conv_1")(x)
-        x = layers.BatchNormalization(**BN_V2V3, name="conv_1_bn")(x)
+        x = FusedBatchNormalization(**BN_V2V3, name="conv_1_bn")(x)
         return _activation(activation, "conv_1_act")(x)
 
     def top(x, head):

@@ -14,7 +14,7 @@ import keras
 from keras import layers, ops
 
 from tfresnet.models.common import kernel_regularizer
-from tfresnet.models.layers import StochasticDepth
+from tfresnet.models.layers import FusedBatchNormalization, StochasticDepth
 
 __all__ = [
     "ZeroPadShortcut",
@@ -94,7 +94,7 @@ def conv(x, filters, kernel_size, *, stride=1, padding="valid", use_bias, l2, na
 
 
 def _bn(x, name, momentum):
-    return layers.BatchNormalization(axis=-1, epsilon=BN_EPSILON, momentum=momentum, name=name)(x)
+    return FusedBatchNormalization(axis=-1, epsilon=BN_EPSILON, momentum=momentum, name=name)(x)
 
 
 def bn_relu(x, prefix, momentum):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from keras import layers
 
 from tfresnet.models.common import Head, build_model, classifier_head, kernel_regularizer, predictions
+from tfresnet.models.layers import FusedBatchNormalization
 from tfresnet.models.registry import register_model
 
 __all__ = ["VGG", "VGG_CONFIGS", "VGG_HEADS"]
@@ -46,7 +47,7 @@ def vgg_block(x, filters: int, convs: int, *, block: int, batch_norm: bool, l2: 
                 filters, 3, padding="same", use_bias=False,
                 kernel_regularizer=kernel_regularizer(l2), name=name,
             )(x)
-            x = layers.BatchNormalization(
+            x = FusedBatchNormalization(
                 epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{name}_bn"
             )(x)
             x = layers.ReLU(name=f"{name}_relu")(x)
