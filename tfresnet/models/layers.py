@@ -128,8 +128,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     about ten ops forward and more backward, each a pass over the activations (keras-team/keras-core
     issue 225, "BatchNorm is slow"). ``FusedBatchNormV3`` does each direction in one op (oneDNN on
     CPU, cuDNN on GPU). On 2 CPU cores ResNet-50 trains 1.16x and MobileNetV2 1.80x faster with it
-    at batch 32 (``python benchmarks/batchnorm.py``). Same variables, config and arithmetic, so keras.applications
-    weights load and results agree within float rounding (``tests/models/test_fused_batchnorm.py``).
+    at batch 32 (``python benchmarks/batchnorm.py``). Same variables and config, so keras.applications
+    weights load; results agree within float rounding (``tests/models/test_fused_batchnorm.py``).
 
     Keras' own path runs wherever the fused op would not compute the same thing, or cannot: other
     backends (XLA fuses batch norm itself on JAX), inference and frozen layers, masks, renorm,
