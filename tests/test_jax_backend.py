@@ -50,7 +50,7 @@ def test_jax_backend_suite(tmp_path):
                **{ENV_REFERENCE: str(tmp_path)})
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "-p", "no:xdist",
-         "--timeout=240", str(REPO_ROOT / "tests" / "jax")],
+         "--timeout=240", "--durations=15", str(REPO_ROOT / "tests" / "jax")],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=280, check=False,
     )
     print(done.stdout[-6000:])

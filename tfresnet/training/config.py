@@ -9,6 +9,7 @@ needed to reproduce it (timm's `args.yaml` habit).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import json
 import typing
@@ -402,7 +403,9 @@ _MODEL_ARGS_FROM_CONFIG = {
 }
 
 
+@functools.cache
 def _hints() -> dict:
+    # Cached: resolving the annotations takes milliseconds, and `validate` asks once per field.
     return typing.get_type_hints(TrainConfig)
 
 

@@ -215,6 +215,12 @@ def compile_model(model, config: TrainConfig, steps_per_epoch: int, *, epochs: i
         jit_compile=_jit_compile(config) if device_augment.allows_jit(model) else False,
         steps_per_execution=config.steps_per_execution,
     )
+    # Without a tf.distribute strategy, Keras (3.15) builds the optimizer inside the first
+    # trace of the train step; the variables it creates there make TensorFlow trace the whole
+    # step a second time. Built here (in the caller's strategy scope), the step is traced once:
+    # 7 of resnet20's 14 s of train-step tracing on 2 cores.
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
 
 
 @dataclasses.dataclass(frozen=True)
