@@ -62,6 +62,7 @@ class Sizes:
     image_size: int = 224
     models: tuple = ("resnet50", "mobilenetv2")
     batch_sizes: tuple = (32, 64)
+    paths: tuple = PATHS      # where the augmentation runs (`TrainConfig.augment_on`)
     warmup: int = 2           # train steps before timing (tracing, first allocations)
     steps: int = 5            # train steps timed
     rounds: int = 2           # timings of each of the step and the whole step, alternating
@@ -136,7 +137,7 @@ def measure_steps(session: Session, sizes: Sizes) -> dict:
 def run(args, sizes: Sizes) -> list[dict]:
     """Every (batch size, path, model) row; the data of a (batch size, path) is loaded once."""
     rows = []
-    for batch_size, path in itertools.product(sizes.batch_sizes, PATHS):
+    for batch_size, path in itertools.product(sizes.batch_sizes, sizes.paths):
         base = _config(args, sizes, sizes.models[0], batch_size, path)
         session = Session.open(base)
         pipeline = pipeline_rate(session.train, sizes.pipeline_batches)
@@ -188,6 +189,7 @@ def main(argv=None) -> int:
     parser.add_argument("--augment", default="standard", help="an augmentation preset")
     parser.add_argument("--models", nargs="+", help="registry names (default resnet50 mobilenetv2)")
     parser.add_argument("--batch-sizes", nargs="+", type=int, help="default 32 64")
+    parser.add_argument("--paths", nargs="+", choices=PATHS, help="where augmentation runs (default both)")
     parser.add_argument("--steps", type=int, help="train steps timed (default 5)")
     parser.add_argument("--rounds", type=int, help="timings of the step and of the whole step, alternating "
                         "step, whole, whole, step (default 2; the mean is reported)")
@@ -198,7 +200,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     sizes = SMOKE if args.smoke else Sizes()
     chosen = {"models": tuple(args.models or ()), "batch_sizes": tuple(args.batch_sizes or ()),
-              "steps": args.steps, "rounds": args.rounds}
+              "paths": tuple(args.paths or ()), "steps": args.steps, "rounds": args.rounds}
     sizes = dataclasses.replace(sizes, **{k: v for k, v in chosen.items() if v})
 
     print(f"{args.data} at {sizes.image_size} px, augment={args.augment!r}, {os.cpu_count()} CPUs; images/s")

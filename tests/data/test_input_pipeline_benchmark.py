@@ -38,6 +38,9 @@ def test_smoke_run_measures_both_paths_and_the_cores_they_need(tmp_path, capsys)
         assert r["whole_over_train_step"] == r["whole_step"] / r["train_step"]
     printed = capsys.readouterr().out
     assert "cores/1k" in printed and printed.count("convnet") == 2
+    # --paths measures only the path asked for.
+    assert _benchmark().main(["--smoke", "--data", f"folder:{root}", "--out", str(out), "--paths", "model"]) == 0
+    assert [r["augment_on"] for r in json.loads(out.read_text())["rows"]] == ["model"]
 
 
 def test_the_file_cache_holds_uint8_pixels_not_float32(tmp_path):
