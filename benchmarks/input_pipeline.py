@@ -159,11 +159,18 @@ def run(args, sizes: Sizes) -> list[dict]:
 
 def _config(args, sizes: Sizes, model: str, batch_size: int, path: str) -> TrainConfig:
     config = TrainConfig(
-        model=model, data=args.data, data_dir=os.path.abspath(args.data_dir), image_size=sizes.image_size,
+        model=model, data=args.data, data_dir=_data_dir(args), image_size=sizes.image_size,
         batch_size=batch_size, augment=args.augment, augment_on=path, epochs=1, tensorboard=False,
         export=False, verbose=0,
     )
     return apply_overrides(config, args.set).validate()
+
+
+def _data_dir(args) -> str | None:
+    """`--data-dir`, or the shared pets sample for the default dataset; a `folder:PATH` needs none."""
+    if args.data_dir:
+        return os.path.abspath(args.data_dir)
+    return os.path.abspath(DEFAULT_DATA_DIR) if args.data == "oxford_iiit_pet" else None
 
 
 HEADER = (f"{'model':<12} {'batch':>5} {'augment on':<10} {'pipeline':>9} {'1 core':>8} {'cores/1k':>8} "
@@ -185,7 +192,8 @@ def _machine() -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="oxford_iiit_pet", help="a tfresnet.data name, or folder:PATH")
-    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    parser.add_argument("--data-dir", help="the dataset's folder (default, for oxford_iiit_pet: "
+                        "../shared/data/oxford_iiit_pet_sample)")
     parser.add_argument("--augment", default="standard", help="an augmentation preset")
     parser.add_argument("--models", nargs="+", help="registry names (default resnet50 mobilenetv2)")
     parser.add_argument("--batch-sizes", nargs="+", type=int, help="default 32 64")
@@ -208,7 +216,7 @@ def main(argv=None) -> int:
     rows = run(args, sizes)
     result = {"benchmark": "input_pipeline",
               "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-              "data": args.data, "data_dir": os.path.abspath(args.data_dir), "augment": args.augment,
+              "data": args.data, "data_dir": _data_dir(args), "augment": args.augment,
               "overrides": args.set, "sizes": dataclasses.asdict(sizes), "machine": _machine(), "rows": rows}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     write_json_atomic(args.out, result, indent=2)
