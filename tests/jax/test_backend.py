@@ -94,3 +94,19 @@ def test_a_search_runs_its_trials_on_jax(tmp_path):
     result = tune(config, str(tmp_path / "search"), tuner="grid", max_trials=2)
     assert list(result.results["status"]) == ["COMPLETED", "COMPLETED"]
     assert (tmp_path / "search" / "best" / "model.keras").exists()
+
+
+def test_kernel_ceiling_pullbacks_on_jax():
+    from tfresnet.bench import kernels
+    from tfresnet.models.profile import count_macs
+
+    rng = np.random.default_rng(0)
+    x, k, dy = (rng.standard_normal(shape).astype("float32") for shape in ((5, 3), (3, 4), (5, 4)))
+    for wrt, expected in ((None, x @ k), (0, dy @ k.T), (1, x.T @ dy)):
+        fn = kernels._compiled(keras.ops.matmul, wrt)
+        got = keras.ops.convert_to_numpy(fn(x, k) if wrt is None else fn(x, k, dy))
+        np.testing.assert_allclose(got, expected, rtol=1e-5)
+    model = build("convnet")
+    ceiling = kernels.kernel_ceiling(model, 2, seconds=0.001, repeats=1)
+    assert ceiling["macs"] == count_macs(model)
+    assert ceiling["ceiling_examples_per_s"] > 0

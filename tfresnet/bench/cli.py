@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--profile", action="store_true",
                        help="trace one more round of tfresnet's steps with the TensorFlow profiler "
                             "(OUT_DIR/profile/MODEL, for TensorBoard) and tabulate the time per op type")
+    group.add_argument("--ceiling", action="store_true",
+                       help="also time each model's convolution and dense kernels alone (forward, input and "
+                            "weight gradient): the fastest its training step could be")
     group = parser.add_argument_group("time-to-accuracy")
     group.add_argument("--data-dir", default=None,
                        help="folder with mnist.npz (default $TFRESNET_DATA_DIR)")
@@ -84,7 +87,7 @@ def _options(suite: str, args) -> dict:
     if suite == "throughput":
         return {"models": args.models, "batch_size": args.batch_size, "overrides": args.overrides,
                 "smoke": args.smoke, "best": args.best_batch,
-                "profile_dir": os.path.join(args.out_dir, "profile") if args.profile else None,
+                "profile_dir": os.path.join(args.out_dir, "profile") if args.profile else None, "ceiling": args.ceiling,
                 "out_path": os.path.join(args.out_dir, SUITES[suite][1])}
     if suite == "time-to-accuracy":
         options = {"data_dir": args.data_dir, "max_seconds": args.max_seconds, "smoke": args.smoke,

@@ -32,6 +32,7 @@ __all__ = [
     "CPU_FLAGS",
     "accelerator",
     "alternate",
+    "block_until_ready",
     "cpu_features",
     "peak_dtypes",
     "machine_info",
@@ -151,7 +152,8 @@ def machine_info() -> dict:
     return info
 
 
-def _sync(x) -> None:
+def block_until_ready(x) -> None:
+    """Waits until the device has computed `x` (a tensor of rank 2 or more)."""
     # Asynchronous backends (JAX, TF on GPUs) return before the device has finished; fetching
     # one element waits for the whole product without copying it to the host. Cast first: numpy
     # has no bfloat16.
@@ -177,11 +179,11 @@ def measure_peak_flops(dtype: str = "float32", *, side: int | None = None, repea
     rng = np.random.default_rng(0)
     a = keras.ops.convert_to_tensor(rng.standard_normal((side, side), dtype=np.float32), dtype=dtype)
     b = keras.ops.convert_to_tensor(rng.standard_normal((side, side), dtype=np.float32), dtype=dtype)
-    _sync(keras.ops.matmul(a, b))  # warm-up: kernel selection, allocation
+    block_until_ready(keras.ops.matmul(a, b))  # warm-up: kernel selection, allocation
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        _sync(keras.ops.matmul(a, b))
+        block_until_ready(keras.ops.matmul(a, b))
         times.append(time.perf_counter() - start)
     best = min(times)
     return {"dtype": dtype, "side": side, "seconds": best, "flops_per_s": 2 * side**3 / best}

@@ -230,6 +230,7 @@ def bench_model(
     steps: tuple[int, int, int] | None = None,
     overrides: list[str] | None = None,
     profile_dir: str | None = None,
+    ceiling_seconds: float | None = None,
 ) -> dict:
     """Times tfresnet's and plain Keras's training step for one model of `BENCH_MODELS`.
 
@@ -242,6 +243,8 @@ def bench_model(
             ``steps_per_execution=4``); the plain side stays a plain ``compile()``.
         profile_dir: where to trace one more round of tfresnet's steps with the TensorFlow
             profiler (`tfresnet.bench.trace`); the row then holds its time per op type.
+        ceiling_seconds: also time the tfresnet model's matrix kernels alone, each timed repeat
+            lasting this long (`tfresnet.bench.kernels.kernel_ceiling`): the fastest its step could be.
 
     Returns:
         A row: model, input, batch, parameters, multiply-adds per example, each side's
@@ -277,6 +280,12 @@ def bench_model(
             from tfresnet.bench.trace import profile_steps
 
             profile = profile_steps(lambda: ours_fit(timed), profile_dir, model=ours, steps=timed)
+        kernels = None
+        if ceiling_seconds is not None:
+            from tfresnet.bench.kernels import kernel_ceiling
+
+            kernels = kernel_ceiling(ours, batch_size, dtype=PEAK_DTYPE[config.mixed_precision],
+                                     seconds=ceiling_seconds)
     row = {
         "model": name,
         "plain": spec.plain_name,
@@ -294,6 +303,7 @@ def bench_model(
         "steps": {"warmup": warmup, "timed": timed, "rounds": rounds},
         "mixed_precision": config.mixed_precision,
         "profile": profile,
+        "ceiling": kernels,
     }
     del ours, theirs
     keras.backend.clear_session()
@@ -313,6 +323,10 @@ def _efficiency(row: dict, peaks: dict) -> None:
         achieved = row[f"{side}_examples_per_s"] * flops
         row[f"{side}_flops_per_s"] = achieved
         row[f"{side}_fraction_of_peak"] = achieved / peaks[dtype]["flops_per_s"]
+    if row.get("ceiling"):
+        rate = row["ceiling"]["ceiling_examples_per_s"]
+        row["ceiling_fraction_of_peak"] = rate * flops / peaks[dtype]["flops_per_s"]
+        row["fraction_of_ceiling"] = row["tfresnet_examples_per_s"] / rate
 
 
 def _peaks(dtypes, side, before: dict | None = None) -> dict:
@@ -334,6 +348,7 @@ def run(
     smoke: bool = False,
     best: bool = False,
     profile_dir: str | None = None,
+    ceiling: bool = False,
     out_path: str | None = None,
     log: Callable[[str], None] = print,
 ) -> dict:
@@ -341,7 +356,8 @@ def run(
 
     `smoke` runs ResNet-20 alone with one timed step and a small peak matmul, in seconds.
     `best` first finds each model's fastest batch (`best_batch`); `profile_dir` traces each
-    model's steps (`bench_model`). With `out_path`, the result so far is written after each model.
+    model's steps and `ceiling` times its matrix kernels alone (`bench_model`). With `out_path`,
+    the result so far is written after each model.
     """
     models = models or (["resnet20"] if smoke else list(BENCH_MODELS))
     unknown = [m for m in models if m not in BENCH_MODELS]
@@ -364,7 +380,8 @@ def run(
         log(f"timing {name} ...")
         row = bench_model(name, batch_size=chosen["batch_size"] or (8 if smoke else None),
                           steps=SMOKE_STEPS if smoke else None, overrides=overrides,
-                          profile_dir=None if profile_dir is None else os.path.join(profile_dir, name))
+                          profile_dir=None if profile_dir is None else os.path.join(profile_dir, name),
+                          ceiling_seconds=(0.01 if smoke else 0.2) if ceiling else None)
         row["batch_sweep"] = chosen["sweep"]
         log(f"  tfresnet {row['tfresnet_examples_per_s']:,.1f} ex/s, keras {row['keras_examples_per_s']:,.1f} "
             f"ex/s, ratio {row['ratio']:.3f}")
@@ -402,7 +419,22 @@ def format_tables(result: dict) -> str:
     if sweeps:
         table = markdown_table(sweeps, [("model", "model"), ("sweep", "tfresnet ex/s by batch")])
         text += f"\n\n### Best batch (tfresnet side alone)\n\n{table}"
+    ceilings = [dict(r, ceiling_rate=r["ceiling"]["ceiling_examples_per_s"], peak=r.get("peak_dtype", "float32"),
+                     ceiling_pct=100 * r["ceiling_fraction_of_peak"], of_ceiling_pct=100 * r["fraction_of_ceiling"])
+                for r in result["rows"] if r.get("ceiling")]
+    if ceilings:
+        table = markdown_table(ceilings, [
+            ("model", "model"), ("batch_size", "batch"), ("tfresnet_examples_per_s", "tfresnet ex/s"),
+            ("ceiling_rate", "kernels-alone ceiling ex/s"), ("peak", "peak of"),
+            ("ceiling_pct", "ceiling % of peak"), ("of_ceiling_pct", "tfresnet % of ceiling"),
+        ])
+        text += ("\n\n### Matrix-kernel ceiling (each convolution's forward, input- and weight-gradient kernels "
+                 f"timed alone)\n\n{table}")
     for row in result["rows"]:
+        if row.get("ceiling"):
+            from tfresnet.bench.kernels import format_ceiling
+
+            text += f"\n\n### {row['model']}'s slowest kernels\n\n{format_ceiling(row['ceiling'], top=8)}"
         if row.get("profile"):
             from tfresnet.bench.trace import format_profile
 

@@ -17,7 +17,7 @@ import keras
 from tfresnet.models.common import iter_layers
 from tfresnet.models.registry import create_model, get_model_spec, list_models
 
-__all__ = ["count_macs", "profile_model", "matching_models", "build_table"]
+__all__ = ["count_macs", "layer_macs", "profile_model", "matching_models", "build_table"]
 
 
 def _spatial_size(shape) -> int:
@@ -34,21 +34,25 @@ def count_macs(model: keras.Model) -> int:
         raise ValueError(
             f"count_macs needs a fixed input size. Received input_shape={model.input_shape}"
         )
-    total = 0
-    for layer in iter_layers(model):
-        if isinstance(layer, keras.layers.DepthwiseConv2D):
-            kh, kw = layer.kernel_size
-            out = layer.output.shape
-            total += _spatial_size(out) * int(out[-1]) * kh * kw
-        elif isinstance(layer, keras.layers.Conv2D):
-            kh, kw = layer.kernel_size
-            out = layer.output.shape
-            in_channels = int(layer.input.shape[-1]) // layer.groups
-            total += _spatial_size(out) * int(out[-1]) * kh * kw * in_channels
-        elif isinstance(layer, keras.layers.Dense):
-            out = layer.output.shape
-            total += math.prod(int(d) for d in out[1:]) * int(layer.input.shape[-1])
-    return total
+    return sum(layer_macs(layer) for layer in iter_layers(model))
+
+
+def layer_macs(layer) -> int:
+    """Multiply-adds of one forward pass of one built layer for one example: a convolution's or
+    dense layer's, 0 for any other layer."""
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        kh, kw = layer.kernel_size
+        out = layer.output.shape
+        return _spatial_size(out) * int(out[-1]) * kh * kw
+    if isinstance(layer, keras.layers.Conv2D):
+        kh, kw = layer.kernel_size
+        out = layer.output.shape
+        in_channels = int(layer.input.shape[-1]) // layer.groups
+        return _spatial_size(out) * int(out[-1]) * kh * kw * in_channels
+    if isinstance(layer, keras.layers.Dense):
+        out = layer.output.shape
+        return math.prod(int(d) for d in out[1:]) * int(layer.input.shape[-1])
+    return 0
 
 
 def profile_model(name: str, **kwargs) -> dict:
