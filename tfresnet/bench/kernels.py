@@ -10,7 +10,7 @@ and the ceiling's fraction of the dense matmul peak bounds what any change above
 (fusion, layout, batch norm, the input pipeline) can reach. A goal above the ceiling needs faster
 kernels, not a faster framework around them.
 
-Layers of the same shape (ResNet-50's 16 bottleneck blocks have 13 distinct convolutions) are
+Layers of the same shape (ResNet-50's 53 convolutions have 20 distinct shapes) are
 timed once and counted as many times as they occur. A layer that only the input reaches (the
 stem) gets no input gradient in training, so none is counted for it. Each kernel's time is the
 best of a few repeats, as for the peak (`tfresnet.bench.common.measure_peak_flops`): interference
@@ -181,11 +181,13 @@ def format_ceiling(ceiling: dict, *, top: int = 10) -> str:
     def per_step(row):
         return row["count"] * sum(row[f"{p}_seconds"] or 0.0 for p in PASSES)
 
-    rows = [dict(r, shape=f"{'x'.join(map(str, r['input']))} * {'x'.join(map(str, r['kernel']))}"
-                 f"{' /' + str(r['strides'][0]) if r['strides'] and r['strides'][0] > 1 else ''}",
-                 step_ms=1e3 * per_step(r),
-                 **{f"{p}_g": None if r[f"{p}_flops_per_s"] is None else r[f"{p}_flops_per_s"] / 1e9 for p in PASSES})
-            for r in sorted(ceiling["layers"], key=per_step, reverse=True)[:top]]
+    def table_row(row):
+        stride = row["strides"][0] if row["strides"] else 1
+        shape = f"{'x'.join(map(str, row['input']))} * {'x'.join(map(str, row['kernel']))}"
+        gflops = {f"{p}_g": row[f"{p}_flops_per_s"] and row[f"{p}_flops_per_s"] / 1e9 for p in PASSES}
+        return dict(row, shape=shape + (f" /{stride}" if stride > 1 else ""), step_ms=1e3 * per_step(row), **gflops)
+
+    rows = [table_row(r) for r in sorted(ceiling["layers"], key=per_step, reverse=True)[:top]]
     return text + markdown_table(rows, [
         ("layer", "first layer"), ("shape", "input * kernel / stride"), ("count", "count"),
         ("step_ms", "ms a step"), ("forward_g", "forward GFLOP/s"), ("input_grad_g", "input grad GFLOP/s"),
