@@ -7,8 +7,8 @@ throughput benchmark reads profiler traces with it (`tfresnet.bench.trace`).
 
 from __future__ import annotations
 
-__all__ = ["CHECKED_TENSORFLOW_VERSION", "custom_gradient_names", "forget_custom_gradients", "read_xspace",
-           "tf_op_events"]
+__all__ = ["CHECKED_TENSORFLOW_VERSION", "custom_gradient_names", "forget_custom_gradients", "op_determinism_enabled",
+           "read_xspace", "tf_op_events"]
 
 CHECKED_TENSORFLOW_VERSION = "2.21.0"
 
@@ -44,6 +44,15 @@ def forget_custom_gradients(before: set[str] | None) -> None:
     registry = ops.gradient_registry._registry  # no public way to unregister (2.21)
     for name in custom_gradient_names() - before:
         registry.pop(name, None)
+
+
+def op_determinism_enabled() -> bool:
+    """Whether `tf.config.experimental.enable_op_determinism` is in force in this process."""
+    # `tf.config.experimental` can switch it on but not say whether it is on (2.21); this is the
+    # flag that switch sets.
+    from tensorflow.python.framework import config
+
+    return config.is_op_determinism_enabled()
 
 
 def read_xspace(path: str):

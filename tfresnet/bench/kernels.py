@@ -20,7 +20,8 @@ ResNet-50's millisecond kernels, a pessimistic ceiling for a small model at a sm
 
 The kernels are compiled with the backend's own autodiff (``tf.GradientTape`` in a
 ``tf.function``, ``jax.vjp`` under ``jax.jit``); each gradient is computed alone, without the
-forward pass it would follow in training.
+forward pass it would follow in training. A 1x1 `TunedConv2D`'s weight gradient is the kernel its
+training step runs (`tfresnet.models.pointwise`: TensorFlow's or one matmul, whichever is faster).
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ import keras
 import numpy as np
 
 from tfresnet.bench.common import block_until_ready, markdown_table
+from tfresnet.models import pointwise
 from tfresnet.models.common import iter_layers
+from tfresnet.models.layers import TunedConv2D
 from tfresnet.models.profile import layer_macs
 
 __all__ = ["PASSES", "kernel_ceiling", "format_ceiling"]
@@ -47,6 +50,9 @@ def _op(layer) -> Callable | None:
     if isinstance(layer, keras.layers.DepthwiseConv2D):
         return lambda x, k: keras.ops.depthwise_conv(x, k, strides=layer.strides, padding=layer.padding,
                                                      dilation_rate=layer.dilation_rate)
+    if (isinstance(layer, TunedConv2D) and keras.backend.backend() == "tensorflow" and layer.weight_grad != "conv"
+            and pointwise.applies(layer)):  # the weight-gradient kernel its training step runs
+        return lambda x, k: pointwise.conv2d(x, k, layer.strides[0], layer.weight_grad)
     if isinstance(layer, keras.layers.Conv2D):
         return lambda x, k: keras.ops.conv(x, k, strides=layer.strides, padding=layer.padding,
                                            dilation_rate=layer.dilation_rate)

@@ -4,6 +4,8 @@
   Stochastic Depth").
 - `FusedBatchNormalization`: `keras.layers.BatchNormalization`, training through TensorFlow's
   fused kernel; every builder uses it.
+- `TunedConv2D`: `keras.layers.Conv2D`, whose 1x1 kernels' weight gradient comes from the faster of
+  TensorFlow's kernel and one matmul (`tfresnet.models.pointwise`).
 - `Preprocess`: the input scaling each family's ImageNet weights were trained with, as a layer, so
   that a model (and its SavedModel export) can take raw uint8 images. This is the one place the
   scaling conventions of `keras.applications.*.preprocess_input` live in tfresnet.
@@ -14,7 +16,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-__all__ = ["FusedBatchNormalization", "StochasticDepth", "Preprocess", "PREPROCESSING_MODES"]
+__all__ = ["FusedBatchNormalization", "TunedConv2D", "StochasticDepth", "Preprocess", "PREPROCESSING_MODES"]
 
 # ImageNet channel statistics, as keras.applications.imagenet_utils uses them.
 _IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)  # "caffe" subtracts these in BGR order
@@ -113,6 +115,31 @@ class Preprocess(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="tfresnet")
+class TunedConv2D(keras.layers.Conv2D):
+    """`keras.layers.Conv2D` whose 1x1 kernels train with the faster weight-gradient kernel.
+
+    Its forward pass and input gradient are `keras.layers.Conv2D`'s; so are its variables and config,
+    so keras.applications weights load. Only a 1x1 kernel's weight gradient differs, on TensorFlow:
+    `weight_grad` (not saved: it says how this process trains, as ``jit_compile`` does) is
+    ``"auto"``, ``"conv"`` or ``"matmul"``, as `tfresnet.models.pointwise` explains. The
+    trainer sets it from ``TrainConfig.pointwise_weight_grad``.
+    """
+
+    weight_grad = "auto"
+
+    def call(self, inputs):
+        from tfresnet.models import pointwise
+
+        if (keras.backend.backend() != "tensorflow" or self.weight_grad == "conv"
+                or not pointwise.applies(self)):
+            return super().call(inputs)
+        # The bias inside the tuned op: its gradient then accumulates as TensorFlow's fused one does.
+        outputs = pointwise.conv2d(inputs, self.kernel, self.strides[0], self.weight_grad,
+                                   bias=self.bias if self.use_bias else None)
+        return outputs if self.activation is None else self.activation(outputs)
 
 
 # The smallest epsilon FusedBatchNormV3 takes; `tf.compat.v1.nn.fused_batch_norm` would silently raise

@@ -31,7 +31,7 @@ import math
 from keras import layers
 
 from tfresnet.models.common import Head, build_model, kernel_regularizer
-from tfresnet.models.layers import FusedBatchNormalization
+from tfresnet.models.layers import FusedBatchNormalization, TunedConv2D
 from tfresnet.models.registry import register_model
 
 __all__ = [
@@ -133,7 +133,7 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
 
 
 def _conv(filters, kernel_size=1, *, name, l2, strides=1, use_bias=False):
-    return layers.Conv2D(
+    return TunedConv2D(
         filters, kernel_size, strides=strides, padding="same", use_bias=use_bias,
         kernel_regularizer=kernel_regularizer(l2), name=name,
     )

@@ -14,7 +14,7 @@ import keras
 from keras import layers, ops
 
 from tfresnet.models.common import kernel_regularizer
-from tfresnet.models.layers import FusedBatchNormalization, StochasticDepth
+from tfresnet.models.layers import FusedBatchNormalization, StochasticDepth, TunedConv2D
 
 __all__ = [
     "ZeroPadShortcut",
@@ -82,7 +82,7 @@ class ZeroPadShortcut(layers.Layer):
 
 
 def conv(x, filters, kernel_size, *, stride=1, padding="valid", use_bias, l2, name):
-    return layers.Conv2D(
+    return TunedConv2D(
         filters,
         kernel_size,
         strides=stride,

@@ -38,6 +38,7 @@ UNTUNABLE = frozenset({
     "gradient_flow",
     "verbose", "export", "steps_per_epoch", "tensorboard", "cache", "strategy", "weights",
     "fine_tune_from", "step_epochs", "model_args", "teacher", "ema_weights", "precise_bn_each_epoch",
+    "pointwise_weight_grad",
 })
 
 
@@ -146,6 +147,9 @@ class TrainConfig:
     mixed_precision: Literal[None, "mixed_float16", "mixed_bfloat16"] = None
     jit_compile: bool | str = "auto"     # "auto": XLA where Keras judges it safe
     steps_per_execution: int = 1
+    # A 1x1 convolution's weight gradient (TensorFlow; tfresnet.models.pointwise): "auto" times
+    # TensorFlow's kernel against one matmul once per shape and keeps the faster.
+    pointwise_weight_grad: Literal["auto", "conv", "matmul"] = "auto"
     strategy: Literal[None, "mirrored", "multiworker"] = None
     # --- run ---------------------------------------------------------------------------------
     export: bool = True                  # write the SavedModel at the end

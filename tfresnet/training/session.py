@@ -29,6 +29,8 @@ import keras
 
 from tfresnet import keras_compat
 from tfresnet.console import progress_verbose
+from tfresnet.models.common import iter_layers
+from tfresnet.models.layers import TunedConv2D
 from tfresnet.models.registry import create_model, get_model_spec
 from tfresnet.models.transfer import fetch_imagenet_weights
 from tfresnet.runs import RunDir
@@ -221,6 +223,9 @@ def compile_model(model, config: TrainConfig, steps_per_epoch: int, *, epochs: i
     # a whole 6-step ResNet-20 run at 64 px took 13.4 s instead of 16.4 (medians of 3, 2 cores).
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
+    for layer in iter_layers(model):  # read at the train step's trace
+        if isinstance(layer, TunedConv2D):
+            layer.weight_grad = config.pointwise_weight_grad
 
 
 @dataclasses.dataclass(frozen=True)
