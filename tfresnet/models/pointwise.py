@@ -3,10 +3,12 @@
 For a 1x1 kernel the weight gradient is a plain matrix product: the input's pixels as rows,
 ``dW = x[:, ::s, ::s].reshape(-1, C).T @ dy.reshape(-1, K)``. TensorFlow computes it with
 ``Conv2DBackpropFilter`` (oneDNN on CPUs), which for some shapes runs far below the matmul kernel of
-the same product. Measured alone on a 2-core AVX-512 EPYC, float32, batch 32: 211 against 381 GFLOP/s
-for 56x56x64 to 256 channels, level (382 against 377) at 14x14x1024 to 256; in bfloat16 the matmul
-lost at 56x56 (498 against 400) and won at 7x7x2048 to 512 (622 against 852). So neither is right
-everywhere, and the choice is measured per shape, as cuDNN's autotuner chooses its algorithms.
+the same product. Measured alone on a 2-core AVX-512 EPYC (``python benchmarks/pointwise_grad.py``,
+ResNet-50's layers): in float32 at batch 64, 230 against 436 GFLOP/s for 56x56x64 to 256 channels,
+but 392 against 187 for a stride-2 layer (the matmul needs a strided copy first); in bfloat16 at
+batch 32 the matmul lost at 56x56x64 to 256 (474 against 386) and won at 7x7x2048 to 512 (428
+against 689). So neither is right everywhere, and the choice is measured per shape, as cuDNN's
+autotuner chooses its algorithms.
 
 `TunedConv2D` (`tfresnet.models.layers`) calls `conv2d`. Its ``weight_grad`` attribute is
 ``"auto"`` (time both kernels once per shape and precision, at the first gradient trace, on this
