@@ -119,6 +119,18 @@ def test_deterministic_ops_keep_tensorflows_kernel_untimed(monkeypatch):
     assert "Conv2DBackpropFilter" in ops
 
 
+def test_a_frozen_layer_times_nothing_and_runs_keras_own_code(monkeypatch):
+    monkeypatch.setattr(pointwise, "_MIN_TUNED_MACS", 0)
+    monkeypatch.setattr(pointwise, "_time_both", lambda *args: pytest.fail("timed a frozen layer"))
+    plain, tuned = pair()
+    tuned.trainable = False
+    y_plain, (dx_plain, *_), _ = outputs_and_grads(plain, inputs())
+    y_tuned, grads, ops = outputs_and_grads(tuned, inputs())
+    assert len(grads) == 1 and "MatMul" not in ops  # the input's gradient only, TensorFlow's own
+    np.testing.assert_array_equal(y_tuned, y_plain)
+    np.testing.assert_array_equal(grads[0], dx_plain)
+
+
 def test_op_determinism_is_read_from_tensorflow():
     code = ("import tensorflow as tf; from tfresnet import tf_compat; a = tf_compat.op_determinism_enabled(); "
             "tf.config.experimental.enable_op_determinism(); print(a, tf_compat.op_determinism_enabled())")

@@ -133,7 +133,8 @@ class TunedConv2D(keras.layers.Conv2D):
     def call(self, inputs):
         from tfresnet.models import pointwise
 
-        if (keras.backend.backend() != "tensorflow" or self.weight_grad == "conv"
+        # A frozen layer needs no weight gradient, so nothing to choose (transfer learning's phase 1).
+        if (keras.backend.backend() != "tensorflow" or self.weight_grad == "conv" or not self.trainable
                 or not pointwise.applies(self)):
             return super().call(inputs)
         # The bias inside the tuned op: its gradient then accumulates as TensorFlow's fused one does.
