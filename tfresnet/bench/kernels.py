@@ -50,8 +50,7 @@ def _op(layer) -> Callable | None:
     if isinstance(layer, keras.layers.DepthwiseConv2D):
         return lambda x, k: keras.ops.depthwise_conv(x, k, strides=layer.strides, padding=layer.padding,
                                                      dilation_rate=layer.dilation_rate)
-    if (isinstance(layer, TunedConv2D) and keras.backend.backend() == "tensorflow" and layer.weight_grad != "conv"
-            and pointwise.applies(layer)):  # the weight-gradient kernel its training step runs
+    if isinstance(layer, TunedConv2D) and layer.tunes_weight_gradient():  # the kernel its training step runs
         return lambda x, k: pointwise.conv2d(x, k, layer.strides[0], layer.weight_grad)
     if isinstance(layer, keras.layers.Conv2D):
         return lambda x, k: keras.ops.conv(x, k, strides=layer.strides, padding=layer.padding,

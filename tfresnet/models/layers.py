@@ -130,12 +130,18 @@ class TunedConv2D(keras.layers.Conv2D):
 
     weight_grad = "auto"
 
-    def call(self, inputs):
+    def tunes_weight_gradient(self) -> bool:
+        """Whether this layer's training step takes its weight gradient from `tfresnet.models.pointwise`."""
         from tfresnet.models import pointwise
 
         # A frozen layer needs no weight gradient, so nothing to choose (transfer learning's phase 1).
-        if (keras.backend.backend() != "tensorflow" or self.weight_grad == "conv" or not self.trainable
-                or not pointwise.applies(self)):
+        return (keras.backend.backend() == "tensorflow" and self.weight_grad != "conv" and self.trainable
+                and pointwise.applies(self))
+
+    def call(self, inputs):
+        from tfresnet.models import pointwise
+
+        if not self.tunes_weight_gradient():
             return super().call(inputs)
         # The bias inside the tuned op: its gradient then accumulates as TensorFlow's fused one does.
         outputs = pointwise.conv2d(inputs, self.kernel, self.strides[0], self.weight_grad,

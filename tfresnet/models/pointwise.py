@@ -27,7 +27,8 @@ WEIGHT_GRADS = ("auto", "conv", "matmul")
 
 # The choice per (input shape, kernel shape, stride, dtype), measured once per process.
 _choices: dict[tuple, str] = {}
-# Below this many multiply-adds both kernels take microseconds and a timing says nothing: TensorFlow's.
+# Below this many multiply-adds both kernels take well under a millisecond, where a call's dispatch
+# weighs as much as the kernel in a timing: TensorFlow's, untimed.
 _MIN_TUNED_MACS = 20_000_000
 _TUNE_BATCH = 32  # the batch timed when the traced one is unknown (None)
 
@@ -46,9 +47,6 @@ def conv2d(x, kernel, stride: int, weight_grad: str, bias=None):
     if weight_grad not in WEIGHT_GRADS:
         raise ValueError(f"weight_grad must be one of {WEIGHT_GRADS}. Received weight_grad={weight_grad!r}")
     kernel = tf.convert_to_tensor(kernel)  # a variable's read, so its gradient flows through it
-    if weight_grad == "conv":
-        y = tf.nn.conv2d(x, kernel, stride, "VALID")
-        return y if bias is None else tf.nn.bias_add(y, tf.cast(bias, y.dtype))
 
     @tf.custom_gradient
     def forward(x, kernel, *bias):
