@@ -69,7 +69,10 @@ def read_xspace(path: str):
 
 
 def tf_op_events(space):
-    """``(op name, op type, picoseconds)`` of every TensorFlow op the host executed in a trace.
+    """``(op name, op type, start, duration)`` of every TensorFlow op the host executed in a trace.
+
+    Times are in picoseconds; starts share one clock across the trace's threads (each line's
+    ``timestamp_ns`` plus the event's ``offset_ps``), so events on two threads can be laid side by side.
 
     TensorFlow's executor names each op event ``"scope/name:Type"`` on its compute threads
     (`tf_Compute`, tf.data's threads); the events of the Python thread (eager calls, whole
@@ -87,4 +90,4 @@ def tf_op_events(space):
                 if "::" in name or ":" not in name:
                     continue
                 op_name, _, op_type = name.rpartition(":")
-                yield op_name, op_type.strip(), event.duration_ps
+                yield op_name, op_type.strip(), line.timestamp_ns * 1000 + event.offset_ps, event.duration_ps

@@ -47,6 +47,25 @@ def test_summary_mean_sd_and_difference():
     assert row["ours"] == "99.10 +- 0.14 (n=2)" and row["diff"] == "-0.13" and row["wall"] == "20 s"
 
 
+def test_a_seed_of_unknown_wall_time_makes_its_rows_time_unknown_not_smaller():
+    runs = [{"item": "4", "book": 99.23, "ours": 99.0, "wall_seconds": 10.0},
+            {"item": "4", "book": 99.23, "ours": 99.2, "wall_seconds": None},
+            {"item": "5", "book": 99.38, "ours": 99.4, "wall_seconds": 30.0}]
+    assert [row["wall"] for row in reproduce.summarise(runs)] == ["-", "30 s"]
+
+
+def test_a_finished_run_that_kept_no_wall_file_reports_an_unknown_time(tmp_path, capsys):
+    args = ["--suite", "reproduce", "--smoke", "--out-dir", str(tmp_path / "out"),
+            "--run-root", str(tmp_path / "runs"), "--rungs", "1"]
+    assert main(args) == 0
+    (tmp_path / "runs" / "rung1-seed0" / reproduce.WALL_FILE).unlink()  # finished by a tool that kept none
+    assert main(args) == 0
+    [row] = json.loads((tmp_path / "out" / "reproduce.json").read_text())["runs"]
+    assert row["wall_seconds"] is None and row["ours"] > 0
+    [line] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 1 | batch 10")][-1:]
+    assert line.endswith("| - |")
+
+
 def test_unknown_rung_fails_before_training(capsys):
     assert main(["--suite", "reproduce", "--rungs", "1,9", "--smoke"]) == 2
     assert "ch5" in capsys.readouterr().err

@@ -35,7 +35,29 @@ def test_a_traced_training_step_is_summed_per_layer_kind_and_op_type(tmp_path):
     assert 0 < profile["matrix_seconds"] < profile["total_seconds"]
     assert profile["total_seconds"] == pytest.approx(sum(kinds.values()))
     assert "| BatchNormalization |" in trace.format_profile(profile)
+    line = profile["timeline"]
+    assert 0 < line["span_seconds"] <= profile["wall_seconds"]
+    assert sum(line["matrix_ops_running"].values()) + line["idle_seconds"] == pytest.approx(line["span_seconds"])
+    assert sum(line["exposed_seconds"].values()) == pytest.approx(line["matrix_ops_running"]["0"])
+    assert line["matrix_ops_running"]["1"] + line["matrix_ops_running"]["2+"] > 0
+    assert not any(trace.MATRIX_OPS.search(t) for t in line["exposed_seconds"])
+    assert "while no matrix op" in trace.format_profile(profile)
     assert list((tmp_path / "trace" / "plugins" / "profile").glob("*/*.xplane.pb"))  # opens in TensorBoard
+
+
+def test_the_timeline_splits_the_span_by_matrix_ops_running_and_charges_the_rest_to_what_ran():
+    second = 10**12  # the trace's picoseconds
+    events = [("Conv2D", 0, 10), ("Conv2DBackpropFilter", 5, 15),  # two at once in [5, 10)
+              ("FusedBatchNormV3", 15, 20), ("Relu", 18, 22),  # no matrix op: 15 to 22
+              ("Conv2D", 25, 30),  # nothing at all runs in [22, 25)
+              ("AddN", 30, 34), ("AddN", 30, 32), ("Relu", 32, 34)]  # two AddN events at once, then AddN and Relu
+    line = trace.timeline([(t, start * second, end * second) for t, start, end in events])
+    assert line["span_seconds"] == 34
+    assert line["matrix_ops_running"] == {"0": 11, "1": 15, "2+": 5}
+    assert line["idle_seconds"] == 3
+    assert line["exposed_seconds"] == {"FusedBatchNormV3": 4, "Relu": 4, "AddN": 3}
+    assert trace.timeline([]) == {"span_seconds": 0.0, "matrix_ops_running": {"0": 0.0, "1": 0.0, "2+": 0.0},
+                                  "idle_seconds": 0.0, "exposed_seconds": {}}
 
 
 def test_a_mixed_bfloat16_row_is_held_against_the_bfloat16_peak():

@@ -71,8 +71,9 @@ def _train(config, run_root: str, label: str):
         with open(path) as f:
             earlier = float(json.load(f)["seconds"])
     if resume and rundir.is_finished():
-        # Nothing is trained again: the run took what its attempts took, not this check's seconds.
-        return train(config, run_dir, recipe=label, resume=True), earlier
+        # Nothing is trained again: the run took what its attempts took, not this check's seconds;
+        # a run finished by something that kept no wall file took an unknown time (None), not 0 s.
+        return train(config, run_dir, recipe=label, resume=True), earlier if os.path.exists(path) else None
     started = time.perf_counter()
 
     def record(*_) -> float:
@@ -123,11 +124,15 @@ def _run_rung(rung: int, seed: int, run_root: str, batch_size: int | None = None
             voter_config = _prepare(nielsen.rung_config(row.vote_of, batch_size), seed=voter, **options)
             result, took = _train(voter_config, run_root, _label(f"rung{row.vote_of}", voter, batch_size))
             models.append(result.model)
-            seconds += took
+            seconds = None if seconds is None or took is None else seconds + took
             extra["voters"].append({"seed": voter, "ours": result.metrics["accuracy"] * 100})
         accuracy = _vote(models, config)
     return {"item": str(rung), "seed": seed, "model": row.model, "book": row.book,
-            "ours": accuracy, **_settings(config), "wall_seconds": round(seconds, 1), **extra}
+            "ours": accuracy, **_settings(config), "wall_seconds": _rounded(seconds), **extra}
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
 
 
 def _settings(config) -> dict:
@@ -147,7 +152,7 @@ def _run_ch5(seed: int, run_root: str, batch_size: int | None = None, **options)
         ours = float(history["val_accuracy"].max() * 100) if "val_accuracy" in history else None
         rows.append({"item": f"ch5 30x{depth}", "seed": seed, "model": config.model,
                      "book": nielsen.CH5_BOOK[depth], "ours": ours, **_settings(config),
-                     "wall_seconds": round(seconds, 1)})
+                     "wall_seconds": _rounded(seconds)})
     return rows
 
 
@@ -184,7 +189,7 @@ def _run_degradation(item: str, seed: int, run_root: str, **options) -> Iterator
         history = result.history
         yield {
             "item": f"{item} {model}", "seed": seed, "model": model, "book": None, "budget": budget,
-            "ours": result.metrics["accuracy"] * 100, "wall_seconds": round(seconds, 1),
+            "ours": result.metrics["accuracy"] * 100, "wall_seconds": _rounded(seconds),
             "train_error": [1 - float(a) for a in history["accuracy"]],
             "val_error": [1 - float(a) for a in history.get("val_accuracy", [])],
         }
@@ -282,7 +287,7 @@ def summarise(runs: list[dict]) -> list[dict]:
     # Seeds still training (ours None) are left out of every figure but keep their group's row.
     done = frame.dropna(subset=["ours"]).groupby("group").agg(
         book=("book", "first"), lr=("lr", "first"), mean=("ours", "mean"), sd=("ours", "std"),
-        n=("ours", "size"), wall=("wall", "sum")).reindex(range(len(ids)))
+        n=("ours", "size"), wall=("wall", lambda w: w.sum(min_count=len(w)))).reindex(range(len(ids)))
     rows = []
     for (item, batch, output), stats in zip(ids, done.itertuples()):
         n = 0 if pd.isna(stats.n) else int(stats.n)
@@ -294,7 +299,8 @@ def summarise(runs: list[dict]) -> list[dict]:
             "item": item, "settings": settings, "book": None if book is None else f"{book:.2f}",
             "ours": None if mean is None else f"{mean:.2f} +- {stats.sd if n > 1 else 0.0:.2f} (n={n})",
             "diff": None if mean is None or book is None else f"{mean - book:+.2f}",
-            "wall": f"{0.0 if pd.isna(stats.wall) else stats.wall:,.0f} s",
+            # A seed of unknown wall time (its run kept no wall file) makes the sum unknown, not smaller.
+            "wall": "-" if pd.isna(stats.wall) else f"{stats.wall:,.0f} s",
         })
     return rows
 
