@@ -9,12 +9,17 @@ trains `recipes/pets_transfer.py` three ways (`MODES`):
 - **scratch**: the same network from random weights, every layer training, for as many epochs as
   the two phases together (the same budget and early stopping).
 
-Every run holds out the same fixed 20% of the sample's trainval list as test (``test_split=0.2``,
-stratified, seed 0): those images choose nothing. Early stopping and the best checkpoint use the
-validation split (10%, disjoint from test); the rest trains. Accuracy is on the test images; wall
-time is `train_seconds` (both phases, data loading and evaluation excluded).
+Every run holds out 20% of the sample's trainval list as test (``test_split=0.2``, stratified,
+seeded by the run's seed): those images choose nothing. Early stopping and the best checkpoint use
+the validation split (10%, disjoint from test); the rest trains. Accuracy is on the test images;
+wall time is `train_seconds` (both phases, data loading and evaluation excluded).
 
-    python benchmarks/transfer.py                  # ~20 minutes on 2 CPU cores
+``--seeds 0,1,2`` repeats every row with each seed: another split of the sample (another 60 test
+images) and another initialisation, order and augmentation. On 60 images one image is 1.7 points,
+so one seed says little; the table gives the median and the range over the seeds.
+
+    python benchmarks/transfer.py                  # ~10 minutes on 2 CPU cores
+    python benchmarks/transfer.py --seeds 0,1,2    # each seed's rows; finished ones are kept
     python benchmarks/transfer.py --backbones mobilenetv2-0.35 --tasks breeds --modes scratch
 
 Each run's result is saved to the JSON (default benchmarks/results/transfer.json) as it finishes;
@@ -29,6 +34,7 @@ import datetime
 import json
 import os
 import platform
+import statistics
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -67,15 +73,15 @@ def _scratch(config):
 MODES = {"feature extraction": _feature_extraction, "fine-tuning": lambda c: c, "scratch": _scratch}
 
 
-def run_config(backbone: str, task: str, mode: str, *, weights_dir: str, data_dir: str):
-    """The pets recipe's config for one row: its backbone, task and mode."""
+def run_config(backbone: str, task: str, mode: str, *, weights_dir: str, data_dir: str, seed: int = 0):
+    """The pets recipe's config for one row: its backbone, task, mode and seed (split included)."""
     model, model_args, file_name = BACKBONES[backbone]
     _, get_config = load_recipe("pets_transfer")
     config = apply_overrides(get_config(), [
         f"model={model}", f"model_args={json.dumps(model_args)}",
         f"weights={os.path.join(weights_dir, file_name)}", f"data_dir={data_dir}",
         f"data_args.label={TASKS[task]}", f"data_args.test_split={TEST_SPLIT}", "export=false",
-        "tensorboard=false",
+        "tensorboard=false", f"seed={seed}",
     ])
     return MODES[mode](config)
 
@@ -83,29 +89,44 @@ def run_config(backbone: str, task: str, mode: str, *, weights_dir: str, data_di
 def _load(path: str) -> dict:
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            results = json.load(f)
+        # Files saved before --seeds keyed a row without its seed: the recipe's, 0.
+        results["runs"] = {(key if key.count("/") == 3 else f"{key}/seed0"): run
+                           for key, run in results["runs"].items()}
+        return results
     return {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "runs": {}}
 
 
 def _row(key: str, result) -> dict:
-    backbone, task, mode = key.split("/")
+    backbone, task, mode, seed = key.split("/")
     metrics = result.metrics
-    return {"backbone": backbone, "task": task, "mode": mode, "test_accuracy": metrics["accuracy"],
+    return {"backbone": backbone, "task": task, "mode": mode, "seed": int(seed.removeprefix("seed")),
+            "test_accuracy": metrics["accuracy"],
             "test_examples": metrics["examples"], "split": metrics["split"],
             "train_seconds": metrics["train_seconds"], "epochs": len(result.history),
             "run_dir": result.run_dir, "finished": datetime.datetime.now().isoformat(timespec="seconds")}
 
 
+def _cell(runs: list[dict]) -> str:
+    if not runs:
+        return "-"
+    if len(runs) == 1:
+        [run] = runs
+        return f"{run['test_accuracy']:.1%} ({run['train_seconds']:.0f} s, {run['epochs']} ep)"
+    accuracy = [run["test_accuracy"] for run in runs]
+    seconds = statistics.median(run["train_seconds"] for run in runs)
+    return (f"{statistics.median(accuracy):.1%} ({min(accuracy):.1%}-{max(accuracy):.1%}, "
+            f"{len(runs)} seeds; {seconds:.0f} s)")
+
+
 def table(runs: dict) -> str:
-    """One Markdown row per backbone and task: accuracy and train time of each mode."""
+    """One Markdown row per backbone and task: each mode's test accuracy and train time, over the
+    seeds run (their median and range, and the median time, where there are several)."""
     lines = ["| backbone | task | " + " | ".join(MODES) + " |", "| --- | --- |" + " --- |" * len(MODES)]
     for backbone in BACKBONES:
         for task in TASKS:
-            cells = []
-            for mode in MODES:
-                run = runs.get(f"{backbone}/{task}/{mode}")
-                cells.append("-" if run is None else
-                             f"{run['test_accuracy']:.1%} ({run['train_seconds']:.0f} s, {run['epochs']} ep)")
+            cells = [_cell([run for key, run in sorted(runs.items()) if key.startswith(f"{backbone}/{task}/{mode}/")])
+                     for mode in MODES]
             lines.append(f"| {backbone} | {task} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -119,20 +140,25 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", default=os.path.join(SHARED, "oxford_iiit_pet_sample"))
     parser.add_argument("--run-root", default=os.path.join(REPO, "runs", "transfer-bench"))
     parser.add_argument("--out", default=DEFAULT_OUT)
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds, each a split and a training run")
     parser.add_argument("--again", action="store_true", help="retrain runs already in --out")
     args = parser.parse_args(argv)
-    chosen = [(b, t, m) for b in args.backbones.split(",") for t in args.tasks.split(",")
+    try:
+        seeds = [int(seed) for seed in args.seeds.split(",")]
+    except ValueError:
+        parser.error(f"--seeds takes comma-separated integers. Received --seeds {args.seeds!r}")
+    chosen = [(b, t, m, s) for s in seeds for b in args.backbones.split(",") for t in args.tasks.split(",")
               for m in args.modes.split(",")]
-    for backbone, task, mode in chosen:
+    for backbone, task, mode, _ in chosen:
         if backbone not in BACKBONES or task not in TASKS or mode not in MODES:
             parser.error(f"unknown row {backbone}/{task}/{mode}; backbones: {', '.join(BACKBONES)}; "
                          f"tasks: {', '.join(TASKS)}; modes: {', '.join(MODES)}")
     results = _load(args.out)
-    for backbone, task, mode in chosen:
-        key = f"{backbone}/{task}/{mode}"
+    for backbone, task, mode, seed in chosen:
+        key = f"{backbone}/{task}/{mode}/seed{seed}"
         if key in results["runs"] and not args.again:
             continue
-        config = run_config(backbone, task, mode, weights_dir=args.weights_dir, data_dir=args.data_dir)
+        config = run_config(backbone, task, mode, weights_dir=args.weights_dir, data_dir=args.data_dir, seed=seed)
         run_dir = os.path.join(args.run_root, key.replace("/", "-").replace(" ", "_"))
         result = train(config, run_dir, resume=os.path.isfile(os.path.join(run_dir, "config.json")),
                        recipe="pets_transfer")
