@@ -143,7 +143,7 @@ def main(argv=None) -> int:
         for count in threads:
             row[f"ms_{count}t"] = row[f"latency_{count}t"]["median_ms"]
     result = {"run_dir": run.path, "split": split, "metrics": run.metrics, "threads": threads,
-              "cpu": _cpu_name(), "cpus_shared": True, "rows": rows}
+              "cpu": _cpu_name(), "rows": rows}
     write_result(args.out, "quantize", result)
     columns = [("mode", "file"), ("size_mb", "MB"), ("size_vs_float32", "x float32"), ("accuracy", "test accuracy"),
                ("top1_agreement", "top-1 agreement"),

@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 
 import keras
 import numpy as np
@@ -70,4 +71,5 @@ def test_write_result_adds_machine_and_is_valid_json(tmp_path):
     document = json.loads(path.read_text())
     assert document["benchmark"] == "demo" and document["rows"] == [{"rate": 2.5}]
     assert document["machine"]["backend"] == keras.backend.backend() and document["machine"]["cpus"] >= 1
+    assert document["machine"]["load_average"] == pytest.approx(list(os.getloadavg()), abs=1.0)  # 1, 5, 15 min
     assert not list(path.parent.glob("*.tmp"))

@@ -141,6 +141,8 @@ def machine_info() -> dict:
         "keras": keras.__version__,
         "numpy": np.__version__,
     }
+    if hasattr(os, "getloadavg"):  # how busy the cores were when the figures were written (POSIX only)
+        info["load_average"] = [round(load, 2) for load in os.getloadavg()]
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
