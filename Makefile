@@ -25,12 +25,12 @@ demo: $(VENV)/.installed
 	$(BIN)/python recipes/mnist_resnet.py
 
 test: $(VENV)/.installed-dev
-	$(BIN)/ruff check tfresnet tests recipes benchmarks scripts
+	$(BIN)/ruff check tfresnet tests recipes benchmarks scripts notebooks
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/docs-check
 	$(BIN)/python -m pytest -q -n 2 --timeout=900 --durations=30 tests
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check tfresnet tests recipes benchmarks scripts
+	$(BIN)/ruff check tfresnet tests recipes benchmarks scripts notebooks
 
 # The documentation site into site/, the notebooks executed smoke-sized (docs/hooks/notebooks.py;
 # minutes the first time, reused while a notebook is unchanged). make test builds it unexecuted.
