@@ -18,8 +18,8 @@ wall time is `train_seconds` (both phases, data loading and evaluation excluded)
 images) and another initialisation, order and augmentation. On 60 images one image is 1.7 points,
 so one seed says little; the table gives the median and the range over the seeds.
 
-    python benchmarks/transfer.py                  # ~10 minutes on 2 CPU cores
-    python benchmarks/transfer.py --seeds 0,1,2    # each seed's rows; finished ones are kept
+    python benchmarks/transfer.py                  # 18 runs, 7-10 minutes on 2 CPU cores
+    python benchmarks/transfer.py --seeds 0,1,2    # 54 runs, about 24 minutes; finished ones are kept
     python benchmarks/transfer.py --backbones mobilenetv2-0.35 --tasks breeds --modes scratch
 
 Each run's result is saved to the JSON (default benchmarks/results/transfer.json) as it finishes;
