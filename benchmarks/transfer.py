@@ -24,6 +24,11 @@ wall time is `train_seconds` (both phases, data loading and evaluation excluded)
 images) and another initialisation, order and augmentation. On 60 images one image is 1.7 points,
 so one seed says little; the table gives the median and the range over the seeds.
 
+Every run is deterministic (``deterministic=true``: TensorFlow's ops and the pipeline's order and
+augmentation), so run again on the same machine a row trains identically, and two modes differ by
+their settings alone. Without it two runs of one config differed by up to 5 points here. On a
+2-core CPU it about doubles each run's time (MobileNetV2 0.35 fine-tuning: 42 s against 14-21 s).
+
     python benchmarks/transfer.py --modes "feature extraction,fine-tuning,scratch"  # 18 runs, 7-10 min on 2 CPU cores
     python benchmarks/transfer.py --seeds 0,1,2    # every mode, 3 seeds; finished runs are kept
     python benchmarks/transfer.py --backbones mobilenetv2-0.35 --tasks breeds --modes scratch
@@ -128,6 +133,8 @@ def run_config(backbone: str, task: str, mode: str, *, weights_dir: str, data_di
         f"weights={os.path.join(weights_dir, file_name)}", f"data_dir={data_dir}",
         f"data_args.label={TASKS[task]}", f"data_args.test_split={TEST_SPLIT}", "export=false",
         "tensorboard=false", f"seed={seed}",
+        # Two runs of one row train identically, so a difference between modes is not run noise.
+        "deterministic=true",
     ])
     config = MODES[mode](config)
     return dataclasses.replace(config, teacher=teacher) if mode == "distilled" else config

@@ -59,6 +59,8 @@ def test_the_fine_tuning_variants_set_what_their_names_say(transfer):
     assert transfer.run_config("mobilenetv1-0.25", "breeds", "layer decay", **paths).fine_tune_layer() == "conv1"
     assert (distilled.teacher, distilled.model, distilled.distill_alpha) == ("/runs/t", "mobilenetv1", 0.5)
     assert recipe.teacher is None and whole.fine_tune_epochs == recipe.fine_tune_epochs > 0
+    # Every row is a deterministic run, so two modes differ by their settings, not by run noise.
+    assert all(config.deterministic for config in (recipe, whole, decay, distilled))
 
 
 class _Result:
