@@ -21,12 +21,12 @@ backbone and recompiles at a learning rate 10x lower. Where the top starts is ea
 `--set fine_tune_from=LAYER` moves it. Batch norm stays in inference mode in both phases (see
 tfresnet.training.finetune for why).
 
-Measured on the sample by `python benchmarks/transfer.py --seeds 0,1,2` (each seed's own 210
-training, 30 validation and 60 test images, 224 px; test accuracy, the median of 3 seeds; median
-training time on 2 CPU cores):
-    MobileNetV2 0.35: feature extraction 96.7% (12 s), then fine-tuning 91.7% (21 s);
-    MobileNetV2 0.5: 96.7% (14 s), then 93.3% (24 s);
-    MobileNet v1 0.25: 81.7% (7 s), then 91.7% (18 s);
+Measured on the sample by `python benchmarks/transfer.py --seeds 0,1,2 --tasks breeds` (each
+seed's own 210 training, 30 validation and 60 test images, 224 px; deterministic runs; test
+accuracy, the median of 3 seeds; median training time on 2 CPU cores):
+    MobileNetV2 0.35: feature extraction 96.7% (22 s), then fine-tuning 96.7% (39 s);
+    MobileNetV2 0.5: 96.7% (29 s), then 93.3% (49 s);
+    MobileNet v1 0.25: 83.3% (18 s), then 91.7% (31 s);
     each from scratch on the same budget: 33.3% (chance: every image given one breed).
 On so few images fine-tuning paid only for MobileNet v1 0.25; for the MobileNetV2s the head
 alone (--set fine_tune_epochs=0) scored as well or better (docs/training.md).
