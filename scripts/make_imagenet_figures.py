@@ -103,7 +103,10 @@ def pets_robustness(run_dir: str, out: str, numbers) -> str:
     frame = pd.read_csv(os.path.join(folder, "robustness.csv"))
     numbers["pets_robustness"] = {"run": run_dir, "seconds": round(time.perf_counter() - start, 1),
                                   "rows": frame.to_dict(orient="records")}
-    return inspect.plot_robustness(frame, os.path.join(out, "imagenet_pets_robustness.png"), split="test")
+    with open(os.path.join(run_dir, "class_names.json"), encoding="utf-8") as f:
+        classes = len(json.load(f))
+    return inspect.plot_robustness(frame, os.path.join(out, "imagenet_pets_robustness.png"), split="test",
+                                   classes=classes)
 
 
 def main(argv=None) -> int:

@@ -271,3 +271,21 @@ def test_robustness_plot_title_names_the_split(tmp_path, monkeypatch):
     plot_robustness(frame, str(tmp_path / "given.png"))
     assert titles == ["Test accuracy under attack (16 test examples)",
                       "Accuracy under attack (16 examples given)"]
+
+
+def test_the_robustness_plot_draws_chance_when_told_the_classes(tmp_path, monkeypatch):
+    from tfresnet.inspect import adversarial
+
+    lines = []
+    real_save = adversarial.save_figure
+
+    def save(fig, path, **kwargs):
+        lines.append({line.get_label(): list(line.get_ydata()) for line in fig.axes[0].get_lines()})
+        return real_save(fig, path, **kwargs)
+
+    monkeypatch.setattr(adversarial, "save_figure", save)
+    frame = pd.DataFrame({"attack": ["fgsm", "fgsm"], "eps": [0.0, 8.0], "accuracy": [0.9, 0.1]})
+    plot_robustness(frame, str(tmp_path / "three.png"), classes=3)
+    plot_robustness(frame, str(tmp_path / "none.png"))
+    assert lines[0]["chance (1/3)"] == pytest.approx([1 / 3, 1 / 3])
+    assert list(lines[1]) == ["FGSM"]

@@ -329,7 +329,8 @@ def robustness(
 # ----------------------------------------------------------------------------------- plots
 
 
-def plot_robustness(frame: pd.DataFrame, path: str, *, split: str | None = None) -> str:
+def plot_robustness(frame: pd.DataFrame, path: str, *, split: str | None = None,
+                    classes: int | None = None) -> str:
     """Accuracy against epsilon, one line per attack, written as a PNG.
 
     Args:
@@ -337,6 +338,8 @@ def plot_robustness(frame: pd.DataFrame, path: str, *, split: str | None = None)
         path: the PNG to write (folders are created).
         split: the split the examples came from (``"test"``), named in the title; None for
             examples of no named split ("the examples given").
+        classes: the model's number of classes; draws chance, 1/classes, as a dashed line, so a
+            reader sees where an attack leaves the model no better than a guess.
 
     Returns:
         `path`.
@@ -353,6 +356,8 @@ def plot_robustness(frame: pd.DataFrame, path: str, *, split: str | None = None)
     for name, group in frame.groupby("attack", sort=False):
         ordered = group.sort_values("eps")
         ax.plot(ordered["eps"], ordered["accuracy"], marker="o", label=str(name).upper())
+    if classes:
+        ax.axhline(1 / classes, color="gray", linestyle="--", linewidth=1, label=f"chance (1/{classes})")
     ax.set_xlabel("epsilon (L-inf, pixels of 0-255)")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1.02)

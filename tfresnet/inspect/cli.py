@@ -361,7 +361,13 @@ def _robustness(subject, args, out):
     csv = os.path.join(out, "robustness.csv")
     frame.to_csv(csv, index=False)
     print(frame.to_string(index=False))
-    return [csv, adversarial.plot_robustness(frame, os.path.join(out, "robustness.png"), split=args.split_used)]
+    return [csv, adversarial.plot_robustness(frame, os.path.join(out, "robustness.png"), split=args.split_used,
+                                                  classes=_classes(subject))]
+
+
+def _classes(subject) -> int | None:
+    """The classes chance is counted over; None for one output unit, whose chance is unknown here."""
+    return len(subject.class_names) if len(subject.class_names) > 1 else None
 
 
 def _eps_list(text: str) -> list[float]:
