@@ -27,10 +27,12 @@ so one seed says little; the table gives the median and the range over the seeds
 Every run is deterministic (``deterministic=true``: TensorFlow's ops and the pipeline's order and
 augmentation), so run again on the same machine a row trains identically, and two modes differ by
 their settings alone. Without it two runs of one config differed by up to 5 points here. On a
-2-core CPU it about doubles each run's time (MobileNetV2 0.35 fine-tuning: 42 s against 14-21 s).
+2-core CPU it about doubles each run's time (MobileNetV2 0.35 fine-tuning: a median of 39 s,
+against 21 s without).
 
-    python benchmarks/transfer.py --modes "feature extraction,fine-tuning,scratch"  # 18 runs, 7-10 min on 2 CPU cores
-    python benchmarks/transfer.py --seeds 0,1,2    # every mode, 3 seeds; finished runs are kept
+    python benchmarks/transfer.py --seeds 0,1,2 --tasks breeds    # every mode: 51 runs, 42 min on 2 CPU cores
+    python benchmarks/transfer.py --seeds 0,1,2 --tasks species \
+        --modes "feature extraction,fine-tuning,scratch"          # 27 runs, 17 min
     python benchmarks/transfer.py --backbones mobilenetv2-0.35 --tasks breeds --modes scratch
 
 Each run's result is saved to the JSON (default benchmarks/results/transfer.json) as it finishes;
