@@ -12,15 +12,15 @@ batchnorm_kernels = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(batchnorm_kernels)
 
 
-def test_each_kernel_is_timed_for_each_dtype_and_thread_count(tmp_path, capsys):
+def test_each_kernel_is_timed_for_each_thread_count(tmp_path, capsys):
     out = tmp_path / "bn.json"
-    assert batchnorm_kernels.main(["--shape", "2,4,4,8", "--dtypes", "bfloat16,float32",
+    # One dtype: each thread count is a process importing TensorFlow, the bulk of this test's time.
+    assert batchnorm_kernels.main(["--shape", "2,4,4,8", "--dtypes", "bfloat16",
                                    "--threads", "1", "2", "--out", str(out)]) == 0
     document = json.loads(out.read_text())
     assert document["shape"] == [2, 4, 4, 8]
     rows = document["rows"]
-    assert [(r["dtype"], r["kernel"]) for r in rows] == [
-        (dtype, kernel) for dtype in ("bfloat16", "float32") for kernel in batchnorm_kernels.KERNELS]
+    assert [(r["dtype"], r["kernel"]) for r in rows] == [("bfloat16", kernel) for kernel in batchnorm_kernels.KERNELS]
     assert all(r["ms_1"] > 0 and r["ms_2"] > 0 for r in rows)
     assert "| bfloat16 | fused forward |" in capsys.readouterr().out
 
