@@ -27,6 +27,7 @@ import tfresnet
 from tfresnet import inspect
 from tfresnet.files import write_atomic
 from tfresnet.models.pretrained import WEIGHTS_DIR_ENV, imagenet_class_names
+from tfresnet.runs import RunDir
 
 WEIGHTS_FILE = "mobilenet_2_5_128_tf.h5"
 TABBY, ZEBRA = 281, 340
@@ -103,10 +104,8 @@ def pets_robustness(run_dir: str, out: str, numbers) -> str:
     frame = pd.read_csv(os.path.join(folder, "robustness.csv"))
     numbers["pets_robustness"] = {"run": run_dir, "seconds": round(time.perf_counter() - start, 1),
                                   "rows": frame.to_dict(orient="records")}
-    with open(os.path.join(run_dir, "class_names.json"), encoding="utf-8") as f:
-        classes = len(json.load(f))
     return inspect.plot_robustness(frame, os.path.join(out, "imagenet_pets_robustness.png"), split="test",
-                                   classes=classes)
+                                   classes=len(RunDir(run_dir).class_names))
 
 
 def main(argv=None) -> int:
